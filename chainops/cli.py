@@ -1,0 +1,186 @@
+"""The `chainops` command: argparse over `chainops.api`, and the only exit point.
+
+`tasks.py` calls `main` too, so `inv` and `chainops` behave identically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from chainops import errors
+from chainops.config import Settings, load_settings, password_of, redact
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Raised as KeyboardInterrupt so psycopg cancels the running statement the same way.
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database-url", help="overrides DATABASE_URL")
+    common.add_argument("--migrations-dir", help="overrides CHAINOPS_MIGRATIONS_DIR")
+    common.add_argument("--env", dest="environment", help="overrides CHAINOPS_ENV")
+    common.add_argument(
+        "--schema", dest="ledger_schema", help="schema of the ledger tables"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="chainops",
+        description="Hash-chained, forward-only PostgreSQL migrations.",
+        epilog="Exit codes: "
+        + ", ".join(f"{v} {k}" for k, v in errors.EXIT_CODES.items()),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = sub.add_parser(
+        "migrate", parents=[common], help="verify, then apply pending migrations"
+    )
+    migrate.add_argument(
+        "--allow-out-of-order",
+        action="store_true",
+        help="apply pending files numbered below an applied one",
+    )
+    migrate.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a non-transactional migration that stopped midway",
+    )
+    migrate.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for another run's lock (default 60)",
+    )
+
+    status = sub.add_parser("status", parents=[common], help="one line per migration")
+    status.add_argument("--json", action="store_true", help="print a JSON document")
+    status.add_argument(
+        "--check", action="store_true", help="exit 1 when anything is pending (for CI)"
+    )
+
+    verify = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="check files and chain without applying anything",
+    )
+    verify.add_argument("--json", action="store_true", help="print a JSON document")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        database_url=args.database_url,
+        migrations_dir=args.migrations_dir,
+        environment=args.environment,
+        ledger_schema=args.ledger_schema,
+        lock_timeout=getattr(args, "lock_timeout", None),
+    )
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from chainops import api, report
+
+    colour = report.use_colour(sys.stdout)
+    result = api.apply(
+        _settings(args),
+        allow_out_of_order=args.allow_out_of_order,
+        resume=args.resume,
+        on_event=lambda event: _out(report.event_line(event, colour)),
+    )
+    _out(report.apply_summary(result))
+    return errors.EXIT_OK
+
+
+def _notice(event: object) -> None:
+    from chainops import report
+
+    print(report.event_line(event, report.use_colour(sys.stderr)), file=sys.stderr)  # type: ignore[arg-type]
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from chainops import api, report
+
+    result = api.status(_settings(args), on_event=_notice)
+    if args.json:
+        _out(report.status_json(result))
+    else:
+        for line in report.status_lines(result, report.use_colour(sys.stdout)):
+            _out(line)
+    if result.findings:
+        return errors.DriftError.exit_code
+    if args.check and result.count("applied") != len(result.entries):
+        return errors.EXIT_PENDING
+    return errors.EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from chainops import api, report
+
+    result = api.verify(_settings(args), on_event=_notice)
+    if args.json:
+        _out(report.verify_json(result))
+    else:
+        for line in report.verify_lines(result, report.use_colour(sys.stdout)):
+            _out(line)
+    return errors.EXIT_OK if result.ok else errors.DriftError.exit_code
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "migrate": cmd_migrate,
+    "status": cmd_status,
+    "verify": cmd_verify,
+}
+
+
+def _secrets() -> tuple[str, ...]:
+    return password_of(os.environ.get("DATABASE_URL"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code; errors become one clean line."""
+    args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return COMMANDS[args.command](args)
+    except errors.ChainopsError as err:
+        from chainops import report
+
+        code = err.exit_code
+        if _terminated and code == errors.EXIT_INTERRUPTED:
+            code = errors.EXIT_TERMINATED
+        for line in report.error_lines(err, report.use_colour(sys.stderr)):
+            print(redact(line, _secrets()), file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("✗ interrupted; nothing was left half-applied", file=sys.stderr)
+        return errors.EXIT_TERMINATED if _terminated else errors.EXIT_INTERRUPTED
+    except Exception as err:
+        if os.environ.get("CHAINOPS_DEBUG"):
+            raise
+        text = redact(f"{type(err).__name__}: {err}".splitlines()[0], _secrets())
+        print(
+            f"✗ unexpected error: {text}; set CHAINOPS_DEBUG=1 for the traceback",
+            file=sys.stderr,
+        )
+        return errors.EXIT_UNEXPECTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Settings from arguments, the environment, `.env` and `[tool.chainops]`.
+
+Precedence: arguments, then real environment variables, then `.env`, then
+`pyproject.toml`. Also the password-free description of a database used in all output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chainops.errors import ConfigError
+
+ENVIRONMENTS = ("development", "test", "production")
+LIBPQ_VARIABLES = (
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGSERVICE",
+)
+_IDENTIFIER_LIMIT = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer identifiers
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know; built once per command."""
+
+    project_root: Path
+    migrations_dir: Path
+    environment: str = "development"
+    database_url: str | None = None
+    uses_libpq_env: bool = False
+    ledger_schema: str = "public"
+    lock_timeout: float = 60.0
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+def find_project_root(start: Path) -> Path:
+    """Return the nearest folder at or above `start` that holds a pyproject.toml."""
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return start
+
+
+def _read_pyproject(root: Path) -> dict[str, Any]:
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"pyproject.toml cannot be read: {err}; fix the file"
+        ) from err
+    section = data.get("tool", {}).get("chainops", {})
+    return section if isinstance(section, dict) else {}
+
+
+def _read_dotenv(root: Path) -> dict[str, str]:
+    path = root / ".env"
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_settings(
+    *,
+    cwd: Path | None = None,
+    environ: dict[str, str] | None = None,
+    database_url: str | None = None,
+    migrations_dir: str | Path | None = None,
+    environment: str | None = None,
+    ledger_schema: str | None = None,
+    lock_timeout: float | None = None,
+) -> Settings:
+    """Build Settings; keyword arguments are command-line options and win."""
+    root = find_project_root((cwd or Path.cwd()).resolve())
+    env = dict(os.environ if environ is None else environ)
+    dotenv = _read_dotenv(root)
+    project = _read_pyproject(root)
+
+    def lookup(name: str) -> str | None:
+        return env.get(name) or dotenv.get(name) or None
+
+    url = database_url or lookup("DATABASE_URL")
+    uses_libpq = url is None and any(lookup(v) for v in LIBPQ_VARIABLES)
+    if uses_libpq:
+        # libpq reads its own variables from the process environment only.
+        for name in (*LIBPQ_VARIABLES, "PGPASSWORD", "PGPASSFILE", "PGSSLMODE"):
+            if name not in env and name in dotenv:
+                os.environ[name] = dotenv[name]
+
+    env_name = environment or lookup("CHAINOPS_ENV") or "development"
+    if env_name not in ENVIRONMENTS:
+        raise ConfigError(
+            f"CHAINOPS_ENV={env_name!r} is not a known environment; "
+            f"use one of {', '.join(ENVIRONMENTS)}"
+        )
+
+    mdir = migrations_dir or lookup("CHAINOPS_MIGRATIONS_DIR")
+    mpath = Path(mdir) if mdir else Path(project.get("migrations_dir", "migrations"))
+    if not mpath.is_absolute():
+        mpath = root / mpath
+
+    schema = ledger_schema or lookup("CHAINOPS_LEDGER_SCHEMA")
+    schema = schema or str(project.get("ledger_schema", "public"))
+    validate_identifier(schema, "the ledger schema")
+
+    timeout: Any = lock_timeout
+    if timeout is None:
+        timeout = lookup("CHAINOPS_LOCK_TIMEOUT") or project.get("lock_timeout", 60)
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ConfigError(
+            f"lock timeout {timeout!r} is not a number of seconds; use for example 60"
+        )
+
+    return Settings(
+        project_root=root,
+        migrations_dir=mpath,
+        environment=env_name,
+        database_url=url,
+        uses_libpq_env=uses_libpq,
+        ledger_schema=schema,
+        lock_timeout=seconds,
+    )
+
+
+def validate_identifier(name: str, what: str) -> None:
+    """Refuse identifiers PostgreSQL would truncate or cannot store."""
+    if not name or len(name.encode("utf-8")) > _IDENTIFIER_LIMIT or "\x00" in name:
+        raise ConfigError(
+            f"{what} {name!r} is not a valid PostgreSQL identifier; "
+            f"use 1 to {_IDENTIFIER_LIMIT} bytes without NUL characters"
+        )
+
+
+def describe_database(conninfo: str) -> str:
+    """Describe a database as host:port/dbname, never including a password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(conninfo)
+    except Exception:
+        return "the database in DATABASE_URL (unparsable)"
+    host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
+    dbname = str(
+        params.get("dbname")
+        or os.environ.get("PGDATABASE")
+        or params.get("user")
+        or os.environ.get("PGUSER")
+        or "postgres"
+    )
+    if host.startswith("/"):
+        host = f"[{host}]"
+    return f"{host}:{port}/{dbname}"
+
+
+_URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove passwords from text: URL userinfo, password= pairs and known secrets."""
+    text = _URL_PASSWORD.sub(r"\1***\3", text)
+    text = _KV_PASSWORD.sub(r"\1***", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def password_of(conninfo: str | None) -> tuple[str, ...]:
+    """Return the password in a conninfo (raw and URL-encoded forms) for redaction."""
+    if not conninfo:
+        return ()
+    from urllib.parse import quote, unquote, urlsplit
+
+    found: list[str] = []
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        pw = conninfo_to_dict(conninfo).get("password")
+        if pw:
+            found.append(str(pw))
+    except Exception:
+        pass
+    try:
+        raw = urlsplit(conninfo).password
+        if raw:
+            found += [raw, unquote(raw)]
+    except ValueError:
+        pass
+    return tuple({s for p in found for s in (p, quote(p, safe=""))})

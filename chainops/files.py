@@ -1,0 +1,214 @@
+"""Discover migration files and turn them into immutable records.
+
+Knows the naming grammar and the content-hash rule; never touches a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from chainops.errors import MigrationFileError
+
+HASH_ALGORITHM = "sha256-lf"
+"""SHA-256 of the UTF-8 text with a leading BOM removed and CRLF/CR turned into LF."""
+
+CATEGORY_RE = re.compile(r"^(\d{3})-([a-z0-9][a-z0-9_-]*)$")
+FILE_RE = re.compile(r"^(\d{3})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql$")
+RESERVED_TOP_LEVEL = {
+    "schema.sql"
+}  # chainops' own schema dump lives beside the folders
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    """One migration file: where it is, its order key and its content."""
+
+    category_index: int  # 1 for 001-schema
+    category: str  # 001-schema
+    index: int  # 5 for 005-user-settings.sql
+    path: str  # 001-schema/005-user-settings.sql, relative to the migrations dir
+    text: str  # normalised text: the exact SQL that is applied
+    sha256: str
+
+    @property
+    def number(self) -> int:
+        """The display number, #1005 for 001-schema/005-x.sql."""
+        return self.category_index * 1000 + self.index
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.category_index, self.index)
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def is_editor_leftover(name: str) -> bool:
+    """True for names editors and tools leave behind, which chainops ignores."""
+    return (
+        name.startswith(".")
+        or name.endswith(("~", ".swp", ".swo", ".swx", ".tmp", ".bak", ".orig"))
+        or (name.startswith("#") and name.endswith("#"))
+    )
+
+
+def normalise(data: bytes, path: str) -> str:
+    """Decode a file and normalise line endings, refusing what is not UTF-8 text."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        hint = (
+            " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        )
+        raise MigrationFileError(
+            f"{path} is not valid UTF-8{hint} at byte {err.start}; save it as UTF-8"
+        ) from err
+    text = text.removeprefix("\ufeff")
+    if "\x00" in text:
+        raise MigrationFileError(f"{path} contains a NUL byte; save it as UTF-8 text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def hash_text(text: str) -> str:
+    """Content hash of normalised text (see HASH_ALGORITHM)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def parse_name(category: str, name: str) -> tuple[int, int] | None:
+    """Return (category index, file index) for a valid name, None if not a migration."""
+    cm, fm = CATEGORY_RE.match(category), FILE_RE.match(name)
+    if not cm or not fm:
+        return None
+    return int(cm.group(1)), int(fm.group(1))
+
+
+def _reject(path: str, why: str) -> MigrationFileError:
+    return MigrationFileError(f"{path} {why}")
+
+
+def _looks_like_sql(name: str) -> bool:
+    return name.lower().endswith(".sql")
+
+
+def _check_file_name(rel: str, name: str) -> None:
+    if not name.endswith(".sql"):
+        raise _reject(rel, "has an upper-case extension; rename it to end in .sql")
+    if not FILE_RE.match(name):
+        raise _reject(
+            rel,
+            "does not match NNN-name.sql (three digits, a dash, then letters, "
+            "digits, '-', '_' or '.'); rename it, for example 004-add-index.sql",
+        )
+    if name.startswith("000"):
+        raise _reject(rel, "has number 000; numbers run from 001 to 999")
+
+
+def discover(migrations_dir: Path) -> list[MigrationFile]:
+    """Read every migration under `migrations_dir`, sorted by (category, file) number.
+
+    Refuses, naming the file, anything that looks like a migration but breaks the
+    grammar, so that nothing is silently skipped.
+    """
+    if not migrations_dir.is_dir():
+        raise MigrationFileError(
+            f"migrations folder {migrations_dir} does not exist; create it or set "
+            "CHAINOPS_MIGRATIONS_DIR"
+        )
+    found: list[MigrationFile] = []
+    seen_categories: dict[int, str] = {}
+    for entry in sorted(migrations_dir.iterdir()):
+        name = entry.name
+        if is_editor_leftover(name):
+            continue
+        if entry.is_symlink():
+            if _looks_like_sql(name) or entry.is_dir():
+                raise _reject(name, "is a symbolic link; migrations must be real files")
+            continue
+        if entry.is_file():
+            if _looks_like_sql(name) and name not in RESERVED_TOP_LEVEL:
+                raise _reject(
+                    name,
+                    "is not in a category folder; move it into one such as 001-schema/",
+                )
+            continue
+        if not entry.is_dir():
+            continue
+        match = CATEGORY_RE.match(name)
+        if not match:
+            if any(_looks_like_sql(p.name) for p in entry.rglob("*")):
+                raise _reject(
+                    f"{name}/",
+                    "is not a category folder name (NNN-name, lower case); "
+                    "rename it, for example 004-views",
+                )
+            continue
+        category_index = int(match.group(1))
+        if category_index == 0:
+            raise _reject(f"{name}/", "has number 000; numbers run from 001 to 999")
+        if category_index in seen_categories:
+            raise _reject(
+                f"{name}/",
+                f"has the same number as {seen_categories[category_index]}/; "
+                "renumber one of them",
+            )
+        seen_categories[category_index] = name
+        found.extend(_discover_category(entry, name, category_index))
+    return found
+
+
+def _discover_category(
+    folder: Path, category: str, category_index: int
+) -> list[MigrationFile]:
+    by_index: dict[int, MigrationFile] = {}
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        rel = f"{category}/{name}"
+        if is_editor_leftover(name):
+            continue
+        if entry.is_dir():
+            if any(_looks_like_sql(p.name) for p in entry.rglob("*")):
+                raise _reject(
+                    rel + "/", "is a folder inside a category; move its files up"
+                )
+            continue
+        if not _looks_like_sql(name):
+            continue
+        if entry.is_symlink():
+            raise _reject(rel, "is a symbolic link; migrations must be real files")
+        _check_file_name(rel, name)
+        index = int(name[:3])
+        if index in by_index:
+            raise _reject(
+                rel,
+                f"has the same number as {by_index[index].path}; renumber one of them",
+            )
+        by_index[index] = read_migration(entry, category, category_index, index)
+    return [by_index[i] for i in sorted(by_index)]
+
+
+def read_migration(
+    path: Path, category: str, category_index: int, index: int
+) -> MigrationFile:
+    rel = f"{category}/{path.name}"
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise _reject(
+            rel, f"cannot be read ({err.strerror}); check its permissions"
+        ) from err
+    text = normalise(data, rel)
+    if not text.strip():
+        raise _reject(rel, "is empty; write the migration or delete the file")
+    return MigrationFile(category_index, category, index, rel, text, hash_text(text))
+
+
+def locate(text: str, offset: int) -> tuple[int, int]:
+    """Turn a 0-based character offset into a 1-based (line, column)."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column

@@ -1,0 +1,290 @@
+"""Everything about the `blockchain_migrations` tables; all ledger SQL lives here.
+
+The ledger is a table of blocks (one per applied file), an append-only history of
+every attempt, and a metadata table carrying the ledger's own format version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from chainops.chain import Block
+from chainops.errors import ConfigError
+
+TABLE = "blockchain_migrations"
+HISTORY = "blockchain_migrations_history"
+META = "blockchain_migrations_meta"
+FORMAT_VERSION = 1
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A ledger row that is not (yet) a block: a failed or interrupted migration."""
+
+    number: int
+    path: str
+    content_hash: str
+    status: str  # failed or running
+    error_message: str | None
+    statements_done: int
+    statements_total: int | None
+    progress_hash: str | None
+    attempted_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    exists: bool
+    blocks: tuple[Block, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+
+    @property
+    def head(self) -> Block | None:
+        return self.blocks[-1] if self.blocks else None
+
+
+def _names(schema: str) -> dict[str, sql.Composable]:
+    return {
+        "schema": sql.Identifier(schema),
+        "ledger": sql.Identifier(schema, TABLE),
+        "history": sql.Identifier(schema, HISTORY),
+        "meta": sql.Identifier(schema, META),
+    }
+
+
+_COLUMNS = (
+    "height, migration_number, path, hash, hash_algorithm, executed_at, applied_by,"
+    " client_host, mode, previous_hash, block_hash, execution_time_ms, status,"
+    " error_message, statements_done, statements_total, progress_hash"
+)
+
+_READ = (
+    "SELECT m.value, "
+    + ", ".join(f"l.{c.strip()}" for c in _COLUMNS.split(","))
+    + " FROM {meta} m LEFT JOIN {ledger} l ON true"
+    " WHERE m.key = 'format_version' ORDER BY l.height NULLS LAST, l.id"
+)
+
+
+def read_state(conn: Conn, schema: str) -> LedgerState:
+    """Read all rows in one round trip; a missing ledger reads as empty."""
+    query = sql.SQL(_READ).format(**_names(schema))
+    try:
+        rows = conn.execute(query).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return LedgerState(exists=False)
+    except psycopg.errors.InvalidSchemaName:
+        return LedgerState(exists=False)
+    if rows and int(str(rows[0][0])) > FORMAT_VERSION:
+        raise ConfigError(
+            f"the ledger has format {rows[0][0]}, newer than this chainops understands "
+            f"({FORMAT_VERSION}); upgrade chainops"
+        )
+    blocks: list[Block] = []
+    attempts: list[Attempt] = []
+    for row in rows:
+        (_, height, number, path, digest, algorithm, at, by, host, mode, prev, bhash,
+         ms, status, error, done, total, progress) = row  # fmt: skip
+        if number is None:
+            continue
+        if status == "completed":
+            blocks.append(
+                Block(
+                    height=int(str(height)),
+                    number=int(str(number)),
+                    path=str(path),
+                    content_hash=str(digest),
+                    hash_algorithm=str(algorithm),
+                    applied_at=at,
+                    applied_by=str(by),
+                    client_host=str(host),
+                    mode=str(mode),
+                    previous_hash=str(prev),
+                    block_hash=str(bhash),
+                    duration_ms=int(str(ms)),
+                )
+            )
+        else:
+            attempts.append(
+                Attempt(
+                    number=int(str(number)),
+                    path=str(path),
+                    content_hash=str(digest),
+                    status=str(status),
+                    error_message=None if error is None else str(error),
+                    statements_done=int(str(done or 0)),
+                    statements_total=None if total is None else int(str(total)),
+                    progress_hash=None if progress is None else str(progress),
+                    attempted_at=at,
+                )
+            )
+    return LedgerState(exists=True, blocks=tuple(blocks), attempts=tuple(attempts))
+
+
+_CREATE = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {meta} (
+    key text PRIMARY KEY,
+    value text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {ledger} (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    migration_number integer NOT NULL UNIQUE,
+    filename varchar(255) NOT NULL,
+    path text NOT NULL,
+    hash char(64) NOT NULL,
+    hash_algorithm text NOT NULL,
+    executed_at timestamptz NOT NULL,
+    execution_time_ms integer NOT NULL DEFAULT 0,
+    status varchar(20) NOT NULL CHECK (status IN ('completed', 'failed', 'running')),
+    error_message text,
+    height integer UNIQUE,
+    previous_hash char(64),
+    block_hash char(64) UNIQUE,
+    mode text NOT NULL,
+    applied_by text NOT NULL,
+    client_host text NOT NULL,
+    chainops_version text NOT NULL,
+    statements_done integer,
+    statements_total integer,
+    progress_hash char(64),
+    CHECK ((status = 'completed') = (height IS NOT NULL AND block_hash IS NOT NULL
+                                    AND previous_hash IS NOT NULL))
+);
+CREATE TABLE IF NOT EXISTS {history} (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    migration_number integer NOT NULL,
+    path text NOT NULL,
+    hash char(64) NOT NULL,
+    started_at timestamptz NOT NULL,
+    execution_time_ms integer,
+    outcome text NOT NULL,
+    error_message text,
+    applied_by text NOT NULL,
+    client_host text NOT NULL,
+    chainops_version text NOT NULL
+);
+INSERT INTO {meta} (key, value) VALUES ('format_version', {version})
+ON CONFLICT (key) DO NOTHING;
+"""
+
+
+def create(conn: Conn, schema: str) -> None:
+    """Create the ledger tables (call under the advisory lock)."""
+    names = _names(schema)
+    query = sql.SQL(_CREATE).format(version=sql.Literal(str(FORMAT_VERSION)), **names)
+    conn.execute(query)
+
+
+@dataclass(frozen=True)
+class Row:
+    """What one ledger write needs beyond the block itself."""
+
+    number: int
+    path: str
+    content_hash: str
+    hash_algorithm: str
+    started_at: datetime
+    duration_ms: int | None  # None: measured by the server inside the same message
+    mode: str
+    applied_by: str
+    client_host: str
+    version: str
+
+
+# statement_timestamp() is when the message arrived: this is the migration's own time.
+_SERVER_DURATION = sql.SQL(
+    "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer"
+)
+
+_DELETE_ATTEMPT = (
+    "DELETE FROM {ledger} WHERE migration_number = {number} AND status <> 'completed';"
+)
+_INSERT_ROW = (
+    "INSERT INTO {ledger} (migration_number, filename, path, hash, hash_algorithm,"
+    " executed_at, execution_time_ms, status, error_message, height, previous_hash,"
+    " block_hash, mode, applied_by, client_host, chainops_version, statements_done,"
+    " statements_total, progress_hash) VALUES ({number}, {filename}, {path}, {hash},"
+    " {algorithm}, {at}, {ms}, {status}, {error}, {height}, {prev}, {bhash}, {mode},"
+    " {by}, {host}, {version}, {done}, {total}, {progress});"
+)
+_INSERT_HISTORY = (
+    "INSERT INTO {history} (migration_number, path, hash, started_at,"
+    " execution_time_ms, outcome, error_message, applied_by, client_host,"
+    " chainops_version) VALUES ({number}, {path}, {hash}, {at}, {ms}, {status},"
+    " {error}, {by}, {host}, {version});"
+)
+
+
+def write_sql(
+    schema: str,
+    row: Row,
+    *,
+    status: str,
+    block: Block | None = None,
+    error: str | None = None,
+    statements_done: int | None = None,
+    statements_total: int | None = None,
+    progress_hash: str | None = None,
+    history: bool = True,
+) -> sql.Composed:
+    """SQL that replaces the row for `row.number` and logs the attempt.
+
+    Returned rather than executed so the caller can send it in the same message, and
+    so the same transaction, as the migration itself.
+    """
+    values = {
+        "number": sql.Literal(row.number),
+        "filename": sql.Literal(row.path.rsplit("/", 1)[-1]),
+        "path": sql.Literal(row.path),
+        "hash": sql.Literal(row.content_hash),
+        "algorithm": sql.Literal(row.hash_algorithm),
+        "at": sql.Literal(block.applied_at if block else row.started_at),
+        "ms": _SERVER_DURATION
+        if row.duration_ms is None
+        else sql.Literal(row.duration_ms),
+        "status": sql.Literal(status),
+        "error": sql.Literal(error),
+        "height": sql.Literal(block.height if block else None),
+        "prev": sql.Literal(block.previous_hash if block else None),
+        "bhash": sql.Literal(block.block_hash if block else None),
+        "mode": sql.Literal(row.mode),
+        "by": sql.Literal(row.applied_by),
+        "host": sql.Literal(row.client_host),
+        "version": sql.Literal(row.version),
+        "done": sql.Literal(statements_done),
+        "total": sql.Literal(statements_total),
+        "progress": sql.Literal(progress_hash),
+    }
+    names = _names(schema)
+    parts = [_DELETE_ATTEMPT, _INSERT_ROW] + ([_INSERT_HISTORY] if history else [])
+    return sql.SQL("\n").join(
+        sql.SQL(p).format(**names, **values)
+        for p in parts
+    )
+
+
+def update_progress_sql(
+    schema: str, number: int, done: int, progress_hash: str
+) -> sql.Composed:
+    """Record how many statements of a non-transactional migration are in place."""
+    return sql.SQL(
+        "UPDATE {ledger} SET statements_done = {done}, progress_hash = {progress}"
+        " WHERE migration_number = {number} AND status = 'running';"
+    ).format(
+        ledger=sql.Identifier(schema, TABLE),
+        done=sql.Literal(done),
+        progress=sql.Literal(progress_hash),
+        number=sql.Literal(number),
+    )
+
+
+def session_user(conn: Conn) -> str:
+    row = conn.execute("SELECT session_user").fetchone()
+    return str(row[0]) if row else "?"

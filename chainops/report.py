@@ -1,0 +1,188 @@
+"""Turn results into text lines and JSON documents; pure, it never prints."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import IO, Any
+
+from chainops import api, runner
+from chainops.chain import Finding, format_time
+from chainops.errors import DriftError, short
+
+OK, PENDING, BAD, WAIT = "✓", "○", "✗", "…"
+_COLOURS = {OK: "32", PENDING: "33", BAD: "31", WAIT: "36"}
+
+
+def use_colour(stream: IO[str]) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    return (
+        not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
+    )
+
+
+def _mark(symbol: str, colour: bool) -> str:
+    return f"\x1b[{_COLOURS[symbol]}m{symbol}\x1b[0m" if colour else symbol
+
+
+def _display_time(entry_time: Any) -> str:
+    return format_time(entry_time)[:-4] + "Z"  # milliseconds, as in the design
+
+
+def event_line(event: api.Event, colour: bool = False) -> str:
+    if isinstance(event, runner.Applied):
+        extra = ", no transaction" if event.block.mode == "no-transaction" else ""
+        return (
+            f"{_mark(OK, colour)} #{event.file.number} {event.file.filename} "
+            f"({event.duration_ms} ms{extra})"
+        )
+    if isinstance(event, runner.Waiting):
+        holder = event.holder
+        if holder is None:
+            return f"{_mark(WAIT, colour)} waiting for another run's ledger lock"
+        since = f" since {holder.since:%H:%M:%S}" if holder.since else ""
+        return (
+            f"{_mark(WAIT, colour)} waiting for the ledger lock held by pid "
+            f"{holder.pid} ({holder.application_name}){since}"
+        )
+    if isinstance(event, runner.OutOfOrderAllowed):
+        return (
+            f"{_mark(PENDING, colour)} applying {event.file.path} out of order "
+            f"(below the applied {event.applied_path}), as --allow-out-of-order asks"
+        )
+    return (
+        f"{_mark(WAIT, colour)} started the embedded PostgreSQL {event.version} "
+        f"with its data in {event.data_dir} (inv db.url prints how to connect, "
+        "inv db.stop stops it)"
+    )
+
+
+def apply_summary(result: runner.ApplyResult) -> str:
+    head = f"chain head {short(result.head)} (block {result.height})"
+    if not result.applied:
+        return f"Nothing to apply: {result.height} migrations applied, {head}"
+    ms = sum(a.duration_ms for a in result.applied)
+    n = len(result.applied)
+    return f"Applied {n} migration{'s' if n != 1 else ''} in {ms} ms; {head}"
+
+
+_STATE_TEXT = {
+    "pending": "pending",
+    "failed": "failed",
+    "running": "stopped midway",
+    "changed": "edited after it was applied",
+    "missing": "applied, file missing",
+}
+
+
+def status_lines(report: api.StatusReport, colour: bool = False) -> list[str]:
+    width = max((len(e.path.rsplit("/", 1)[-1]) for e in report.entries), default=0) + 2
+    lines = []
+    for e in report.entries:
+        name = e.path.rsplit("/", 1)[-1].ljust(width)
+        if e.state == "applied":
+            symbol, text = OK, _display_time(e.applied_at)
+        elif e.state == "pending":
+            symbol, text = PENDING, "pending"
+        else:
+            symbol, text = BAD, _STATE_TEXT.get(e.state, e.state)
+            if e.error:
+                text += f": {e.error}"
+        lines.append(f"{_mark(symbol, colour)} #{e.number} {name}{text}".rstrip())
+    lines.append(
+        f"{report.count('applied', 'changed', 'missing')} applied, "
+        f"{report.count('pending')} pending, "
+        f"{report.count('failed', 'running')} failed; "
+        f"chain head {short(report.head)} (block {report.height})"
+    )
+    return lines
+
+
+def finding_lines(findings: Sequence[object], colour: bool = False) -> list[str]:
+    lines: list[str] = []
+    for f in findings:
+        if not isinstance(f, Finding):
+            continue
+        if f.kind == "changed":
+            lines += [
+                f"{_mark(BAD, colour)} Hash mismatch for {f.path}",
+                f"  Expected: {short(f.expected)}",
+                f"  Current:  {short(f.current)}",
+                "  Solution: restore the file from git and put the change in a new "
+                "migration (inv migrate.create)",
+            ]
+        else:
+            lines.append(f"{_mark(BAD, colour)} {f.message}")
+    return lines
+
+
+def verify_lines(report: api.VerifyReport, colour: bool = False) -> list[str]:
+    if report.ok:
+        return [
+            f"{_mark(OK, colour)} Chain intact: {report.height} blocks verified "
+            f"against {report.files} files; head {short(report.head)}"
+        ]
+    n = len(report.findings)
+    return [
+        *finding_lines(report.findings, colour),
+        f"{n} problem{'s' if n != 1 else ''} found; chain head "
+        f"{short(report.head)} (block {report.height})",
+    ]
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "kind": f.kind,
+        "path": f.path,
+        "message": f.message,
+        "expected": f.expected,
+        "current": f.current,
+    }
+
+
+def status_json(report: api.StatusReport) -> str:
+    doc = {
+        "migrations": [
+            {
+                "number": e.number,
+                "path": e.path,
+                "state": e.state,
+                "applied_at": format_time(e.applied_at) if e.applied_at else None,
+                "block_hash": e.block.block_hash if e.block else None,
+                "height": e.block.height if e.block else None,
+                "duration_ms": e.block.duration_ms if e.block else None,
+                "applied_by": e.block.applied_by if e.block else None,
+                "error": e.error,
+            }
+            for e in report.entries
+        ],
+        "summary": {
+            "applied": report.count("applied", "changed", "missing"),
+            "pending": report.count("pending"),
+            "failed": report.count("failed", "running"),
+            "head": report.head,
+            "height": report.height,
+        },
+        "problems": [_finding_json(f) for f in report.findings],
+    }
+    return json.dumps(doc, indent=2)
+
+
+def verify_json(report: api.VerifyReport) -> str:
+    return json.dumps(
+        {
+            "ok": report.ok,
+            "head": report.head,
+            "height": report.height,
+            "files": report.files,
+            "problems": [_finding_json(f) for f in report.findings],
+        },
+        indent=2,
+    )
+
+
+def error_lines(err: Exception, colour: bool = False) -> list[str]:
+    """Lines for a ChainopsError: its findings, if any, then the one-line error."""
+    found = finding_lines(err.findings, colour) if isinstance(err, DriftError) else []
+    return [*found, f"{_mark(BAD, colour)} {err}"]

@@ -70,5 +70,24 @@ def verify(c, json=False, database_url=None):
     _chainops("verify", *_flags(json=json, database_url=database_url))
 
 
+@task(name="start")
+def db_start(c):
+    """Start the project-local embedded PostgreSQL (used when DATABASE_URL is unset)."""
+    _chainops("db", "start")
+
+
+@task(name="stop")
+def db_stop(c):
+    """Stop the embedded PostgreSQL; the next command starts it again."""
+    _chainops("db", "stop")
+
+
+@task(name="url")
+def db_url(c):
+    """Print a connection URL for the embedded PostgreSQL, for psql or the app."""
+    _chainops("db", "url")
+
+
 migrate = Collection("migrate", apply, status, verify)
-ns = Collection(migrate)
+db = Collection("db", db_start, db_stop, db_url)
+ns = Collection(migrate, db)

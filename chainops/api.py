@@ -60,6 +60,39 @@ def resolve_database(settings: Settings, on_event: OnEvent | None = None) -> Dat
     return Database(embedded.conninfo, f"embedded PostgreSQL {embedded.version}")
 
 
+def _embedded_only(settings: Settings, action: str) -> None:
+    if settings.database_url or settings.uses_libpq_env:
+        raise ConfigError(
+            f"DATABASE_URL is set, so there is no embedded server to {action}; "
+            "unset DATABASE_URL to use the embedded PostgreSQL"
+        )
+    if settings.is_production:
+        raise ConfigError(
+            "CHAINOPS_ENV is production, which never uses the embedded server; "
+            "set DATABASE_URL"
+        )
+
+
+def db_start(settings: Settings, on_event: OnEvent | None = None) -> Database:
+    """Start the project-local embedded PostgreSQL (a no-op when it runs)."""
+    _embedded_only(settings, "start")
+    return resolve_database(settings, on_event)
+
+
+def db_stop(settings: Settings) -> bool:
+    """Stop the embedded PostgreSQL; False when it was not running."""
+    _embedded_only(settings, "stop")
+    from chainops import server
+
+    return server.stop(settings.project_root)
+
+
+def db_url(settings: Settings) -> str:
+    """A connection URL for psql or the app, starting the embedded server if needed."""
+    _embedded_only(settings, "describe")
+    return db_start(settings).conninfo
+
+
 @contextmanager
 def _connected(
     settings: Settings, purpose: str, on_event: OnEvent | None

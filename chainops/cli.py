@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
         help="check files and chain without applying anything",
     )
     verify.add_argument("--json", action="store_true", help="print a JSON document")
+
+    database = sub.add_parser("db", help="manage the project-local embedded PostgreSQL")
+    database.add_argument("action", choices=["start", "stop", "url"])
+    database.add_argument("--env", dest="environment", help="overrides CHAINOPS_ENV")
     return parser
 
 
@@ -139,10 +143,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return errors.EXIT_OK if result.ok else errors.DriftError.exit_code
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from chainops import api
+
+    settings = load_settings(environment=args.environment)
+    if args.action == "url":
+        _out(api.db_url(settings))
+    elif args.action == "start":
+        database = api.db_start(settings, on_event=_notice)
+        _out(f"✓ embedded PostgreSQL running: {database.description}; inv db.url "
+             "prints how to connect")
+    elif api.db_stop(settings):
+        _out("✓ embedded PostgreSQL stopped")
+    else:
+        _out("○ embedded PostgreSQL was not running")
+    return errors.EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "migrate": cmd_migrate,
     "status": cmd_status,
     "verify": cmd_verify,
+    "db": cmd_db,
 }
 
 

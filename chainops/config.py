@@ -24,6 +24,17 @@ LIBPQ_VARIABLES = (
     "PGUSER",
     "PGSERVICE",
 )
+_LIBPQ_PARAMS = {
+    "PGHOST": "host",
+    "PGHOSTADDR": "hostaddr",
+    "PGPORT": "port",
+    "PGDATABASE": "dbname",
+    "PGUSER": "user",
+    "PGSERVICE": "service",
+    "PGPASSWORD": "password",
+    "PGPASSFILE": "passfile",
+    "PGSSLMODE": "sslmode",
+}
 _IDENTIFIER_LIMIT = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer identifiers
 
 
@@ -96,15 +107,22 @@ def load_settings(
     project = _read_pyproject(root)
 
     def lookup(name: str) -> str | None:
-        return env.get(name) or dotenv.get(name) or None
+        value = env[name] if name in env else dotenv.get(name)
+        return value or None
 
     url = database_url or lookup("DATABASE_URL")
     uses_libpq = url is None and any(lookup(v) for v in LIBPQ_VARIABLES)
     if uses_libpq:
-        # libpq reads its own variables from the process environment only.
-        for name in (*LIBPQ_VARIABLES, "PGPASSWORD", "PGPASSFILE", "PGSSLMODE"):
-            if name not in env and name in dotenv:
-                os.environ[name] = dotenv[name]
+        # libpq reads real environment variables itself; pass those from .env as
+        # connection parameters rather than changing this process's environment.
+        from psycopg.conninfo import make_conninfo
+
+        params = {
+            _LIBPQ_PARAMS[name]: dotenv[name]
+            for name in _LIBPQ_PARAMS
+            if name not in env and dotenv.get(name)
+        }
+        url = make_conninfo("", **params) if params else None
 
     env_name = environment or lookup("CHAINOPS_ENV") or "development"
     if env_name not in ENVIRONMENTS:
@@ -176,7 +194,7 @@ def describe_database(conninfo: str) -> str:
     return f"{host}:{port}/{dbname}"
 
 
-_URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@\s]*:)([^@\s]*)(@)")
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]*)(@)", re.I)
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 

@@ -18,6 +18,11 @@ def short(digest: str | None) -> str:
     return (digest or "-")[:12]
 
 
+def one_line(text: str) -> str:
+    """Fold a multi-line server text into one line."""
+    return " ".join(text.split())
+
+
 class ChainopsError(Exception):
     """Base of every error chainops reports to a user; never raised directly."""
 
@@ -118,11 +123,11 @@ class MigrationFailed(ChainopsError):
         self.path, self.server_message = path, server_message
         self.line, self.column, self.sqlstate, self.hint = line, column, sqlstate, hint
         where = path if line is None else f"{path}:{line}:{column or 1}"
-        text = f"{where}: {server_message}"
+        text = f"{where}: {one_line(server_message)}"
         if sqlstate:
             text += f" (SQLSTATE {sqlstate})"
         if hint:
-            text += f"; hint: {hint}"
+            text += f"; hint: {one_line(hint)}"
         super().__init__(f"{text}; {advice}")
 
 

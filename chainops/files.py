@@ -94,6 +94,13 @@ def _looks_like_sql(name: str) -> bool:
     return name.lower().endswith(".sql")
 
 
+def _holds_sql(folder: Path) -> bool:
+    return any(
+        _looks_like_sql(p.name) and not is_editor_leftover(p.name)
+        for p in folder.rglob("*")
+    )
+
+
 def _check_file_name(rel: str, name: str) -> None:
     if not name.endswith(".sql"):
         raise _reject(rel, "has an upper-case extension; rename it to end in .sql")
@@ -139,7 +146,7 @@ def discover(migrations_dir: Path) -> list[MigrationFile]:
             continue
         match = CATEGORY_RE.match(name)
         if not match:
-            if any(_looks_like_sql(p.name) for p in entry.rglob("*")):
+            if _holds_sql(entry):
                 raise _reject(
                     f"{name}/",
                     "is not a category folder name (NNN-name, lower case); "
@@ -170,7 +177,7 @@ def _discover_category(
         if is_editor_leftover(name):
             continue
         if entry.is_dir():
-            if any(_looks_like_sql(p.name) for p in entry.rglob("*")):
+            if _holds_sql(entry):
                 raise _reject(
                     rel + "/", "is a folder inside a category; move its files up"
                 )

@@ -43,6 +43,7 @@ class LedgerState:
     exists: bool
     blocks: tuple[Block, ...] = ()
     attempts: tuple[Attempt, ...] = ()
+    completed_in_history: int = 0  # a deleted newest block still shows up here
 
     @property
     def head(self) -> Block | None:
@@ -65,7 +66,7 @@ _COLUMNS = (
 )
 
 _READ = (
-    "SELECT m.value, "
+    "SELECT m.value, (SELECT count(*) FROM {history} WHERE outcome = 'completed'), "
     + ", ".join(f"l.{c.strip()}" for c in _COLUMNS.split(","))
     + " FROM {meta} m LEFT JOIN {ledger} l ON true"
     " WHERE m.key = 'format_version' ORDER BY l.height NULLS LAST, l.id"
@@ -89,7 +90,7 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
     blocks: list[Block] = []
     attempts: list[Attempt] = []
     for row in rows:
-        (_, height, number, path, digest, algorithm, at, by, host, mode, prev, bhash,
+        (_, _, height, number, path, digest, algorithm, at, by, host, mode, prev, bhash,
          ms, status, error, done, total, progress) = row  # fmt: skip
         if number is None:
             continue
@@ -101,7 +102,7 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
                     path=str(path),
                     content_hash=str(digest),
                     hash_algorithm=str(algorithm),
-                    applied_at=at,
+                    applied_at=at,  # type: ignore[arg-type]
                     applied_by=str(by),
                     client_host=str(host),
                     mode=str(mode),
@@ -121,10 +122,11 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
                     statements_done=int(str(done or 0)),
                     statements_total=None if total is None else int(str(total)),
                     progress_hash=None if progress is None else str(progress),
-                    attempted_at=at,
+                    attempted_at=at,  # type: ignore[arg-type]
                 )
             )
-    return LedgerState(exists=True, blocks=tuple(blocks), attempts=tuple(attempts))
+    completed = int(str(rows[0][1])) if rows else 0
+    return LedgerState(True, tuple(blocks), tuple(attempts), completed)
 
 
 _CREATE = """
@@ -264,10 +266,7 @@ def write_sql(
     }
     names = _names(schema)
     parts = [_DELETE_ATTEMPT, _INSERT_ROW] + ([_INSERT_HISTORY] if history else [])
-    return sql.SQL("\n").join(
-        sql.SQL(p).format(**names, **values)
-        for p in parts
-    )
+    return sql.SQL("\n").join(sql.SQL(p).format(**names, **values) for p in parts)
 
 
 def update_progress_sql(

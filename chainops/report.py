@@ -77,10 +77,15 @@ _STATE_TEXT = {
 
 
 def status_lines(report: api.StatusReport, colour: bool = False) -> list[str]:
-    width = max((len(e.path.rsplit("/", 1)[-1]) for e in report.entries), default=0) + 2
+    digits = max((len(str(e.number)) for e in report.entries), default=4)
+    labels = [
+        f"#{str(e.number).ljust(digits)} {e.path.rsplit('/', 1)[-1]}"
+        for e in report.entries
+    ]
+    width = max((len(label) for label in labels), default=0) + 2
     lines = []
-    for e in report.entries:
-        name = e.path.rsplit("/", 1)[-1].ljust(width)
+    for e, label in zip(report.entries, labels, strict=False):
+        name = label.ljust(width)
         if e.state == "applied":
             symbol, text = OK, _display_time(e.applied_at)
         elif e.state == "pending":
@@ -89,7 +94,7 @@ def status_lines(report: api.StatusReport, colour: bool = False) -> list[str]:
             symbol, text = BAD, _STATE_TEXT.get(e.state, e.state)
             if e.error:
                 text += f": {e.error}"
-        lines.append(f"{_mark(symbol, colour)} #{e.number} {name}{text}".rstrip())
+        lines.append(f"{_mark(symbol, colour)} {name}{text}".rstrip())
     lines.append(
         f"{report.count('applied', 'changed', 'missing')} applied, "
         f"{report.count('pending')} pending, "

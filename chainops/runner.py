@@ -77,7 +77,20 @@ def verify_state(
     state: ledger.LedgerState, files: Sequence[MigrationFile]
 ) -> list[Finding]:
     """Every problem with the chain and the applied files."""
-    return chain.verify_links(state.blocks) + chain.verify_files(state.blocks, files)
+    findings = chain.verify_links(state.blocks) + chain.verify_files(
+        state.blocks, files
+    )
+    if state.completed_in_history > len(state.blocks):
+        findings.append(
+            Finding(
+                "tampered",
+                "",
+                f"the ledger: the history records {state.completed_in_history} applied "
+                f"migrations but the ledger holds {len(state.blocks)} blocks; "
+                "a block was deleted, restore the ledger from a backup",
+            )
+        )
+    return findings
 
 
 def raise_findings(findings: Sequence[Finding]) -> None:
@@ -90,7 +103,8 @@ def raise_findings(findings: Sequence[Finding]) -> None:
         "missing": AppliedFileMissing,
         "renamed": AppliedFileMissing,
     }.get(first.kind, LedgerTampered)
-    more = f" (and {len(findings) - 1} more problems)" if len(findings) > 1 else ""
+    rest = len(findings) - 1
+    more = f" (and {rest} more problem{'s' if rest > 1 else ''})" if rest else ""
     message = first.message
     if more:
         subject, _, advice = message.partition("; ")

@@ -1,0 +1,18 @@
+"""Markers by directory, and the fixture plugins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.project"]
+
+_MARKERS = {"integration": "db", "e2e": "e2e", "reliability": "db"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in _MARKERS:
+            item.add_marker(_MARKERS[folder])

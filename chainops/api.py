@@ -5,7 +5,7 @@ Front ends build Settings, call one of these and render the result with `report`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +25,15 @@ class EmbeddedStarted:
     version: str
 
 
-Event = runner.Event | EmbeddedStarted
+@dataclass(frozen=True)
+class BackedUp:
+    """Event: a backup was written before applying."""
+
+    path: str
+    restore: str
+
+
+Event = runner.Event | EmbeddedStarted | BackedUp
 OnEvent = Callable[[Event], None]
 
 
@@ -96,13 +104,13 @@ def db_url(settings: Settings) -> str:
 @contextmanager
 def _connected(
     settings: Settings, purpose: str, on_event: OnEvent | None
-) -> Iterator[ledger.Conn]:
+) -> Iterator[tuple[ledger.Conn, Database]]:
     from chainops import db
 
     database = resolve_database(settings, on_event)
     conn = db.connect(database.conninfo, purpose)
     try:
-        yield conn
+        yield conn, database
     finally:
         conn.close()
 
@@ -117,20 +125,71 @@ def apply(
     *,
     allow_out_of_order: bool = False,
     resume: bool = False,
+    dry_run: bool = False,
+    backup: bool | None = None,
     on_event: OnEvent | None = None,
 ) -> runner.ApplyResult:
-    """Verify the chain and apply every pending migration."""
+    """Verify the chain and apply every pending migration.
+
+    `backup` defaults to on in production: a pg_dump before anything is applied.
+    """
     files = load_files(settings)
-    with _connected(settings, "migrate", on_event) as conn:
-        return runner.apply(
-            conn,
-            settings.ledger_schema,
-            files,
-            lock_timeout=settings.lock_timeout,
-            allow_out_of_order=allow_out_of_order,
-            resume=resume,
-            on_event=on_event,
-        )
+    options = runner.Options(allow_out_of_order, resume, dry_run)
+    with _connected(settings, "migrate", on_event) as (conn, database):
+        want_backup = settings.is_production if backup is None else backup
+
+        def before_apply(pending: Sequence[MigrationFile]) -> None:
+            if want_backup:
+                _backup(conn, database, settings, pending[0], on_event)
+
+        return runner.apply(conn, settings, files, options, on_event, before_apply)
+
+
+def _backup(
+    conn: ledger.Conn,
+    database: Database,
+    settings: Settings,
+    first: MigrationFile,
+    on_event: OnEvent | None,
+) -> None:
+    from chainops import backup
+
+    path = backup.create(
+        database.conninfo,
+        settings.project_root,
+        conn.info.dbname,
+        conn.info.server_version // 10000,
+        str(first.number),
+        settings.backup_keep,
+    )
+    if on_event is not None:
+        shown = path.relative_to(settings.project_root)
+        on_event(BackedUp(str(shown), backup.restore_command(shown)))
+
+
+def baseline(
+    settings: Settings, through: int, on_event: OnEvent | None = None
+) -> runner.ApplyResult:
+    """Adopt an existing database: record blocks up to #`through`, running nothing."""
+    files = load_files(settings)
+    with _connected(settings, "baseline", on_event) as (conn, _):
+        return runner.baseline(conn, settings, files, through, on_event)
+
+
+def reset_dev(
+    settings: Settings,
+    confirm: Callable[[str], bool],
+    *,
+    migrate: bool = False,
+    on_event: OnEvent | None = None,
+) -> tuple[list[str], runner.ApplyResult | None]:
+    """Wipe a development database (refused in production), optionally re-migrate."""
+    from chainops import reset
+
+    reset.refuse_locally(settings)
+    with _connected(settings, "reset", on_event) as (conn, database):
+        dropped = reset.reset(conn, settings, database.description, confirm)
+    return dropped, (apply(settings, on_event=on_event) if migrate else None)
 
 
 @dataclass(frozen=True)
@@ -159,7 +218,7 @@ class StatusReport:
 def status(settings: Settings, on_event: OnEvent | None = None) -> StatusReport:
     """Every migration with its state, plus the chain head."""
     files = load_files(settings)
-    with _connected(settings, "status", on_event) as conn:
+    with _connected(settings, "status", on_event) as (conn, _):
         state = ledger.read_state(conn, settings.ledger_schema)
     findings = runner.verify_state(state, files)
     problems = {
@@ -218,7 +277,7 @@ class VerifyReport:
 def verify(settings: Settings, on_event: OnEvent | None = None) -> VerifyReport:
     """Check every applied file and every chain link without applying anything."""
     files = load_files(settings)
-    with _connected(settings, "verify", on_event) as conn:
+    with _connected(settings, "verify", on_event) as (conn, _):
         state = ledger.read_state(conn, settings.ledger_schema)
     findings = runner.verify_state(state, files)
     return VerifyReport(

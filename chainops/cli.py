@@ -61,6 +61,43 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for another run's lock (default 60)",
     )
+    migrate.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would be applied and how; change nothing",
+    )
+    migrate.add_argument(
+        "--sql", action="store_true", help="with --dry-run, print the SQL"
+    )
+    migrate.add_argument(
+        "--backup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pg_dump before applying (default: on in production only)",
+    )
+
+    baseline = sub.add_parser(
+        "baseline",
+        parents=[common],
+        help="adopt an existing database: record blocks without running them",
+    )
+    baseline.add_argument(
+        "--through",
+        type=int,
+        required=True,
+        metavar="NUMBER",
+        help="the last migration already in place, e.g. 1003",
+    )
+
+    reset = sub.add_parser(
+        "reset-dev",
+        parents=[common],
+        help="wipe a development database (refused in production)",
+    )
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.add_argument(
+        "--migrate", action="store_true", help="then apply every migration"
+    )
 
     status = sub.add_parser("status", parents=[common], help="one line per migration")
     status.add_argument("--json", action="store_true", help="print a JSON document")
@@ -103,9 +140,57 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         _settings(args),
         allow_out_of_order=args.allow_out_of_order,
         resume=args.resume,
+        dry_run=args.dry_run,
+        backup=args.backup,
         on_event=lambda event: _out(report.event_line(event, colour)),
     )
-    _out(report.apply_summary(result))
+    if args.dry_run:
+        for line in report.plan_lines(result, args.sql, colour):
+            _out(line)
+    else:
+        _out(report.apply_summary(result))
+    return errors.EXIT_OK
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from chainops import api, report
+
+    colour = report.use_colour(sys.stdout)
+    result = api.baseline(
+        _settings(args),
+        args.through,
+        on_event=lambda event: _out(report.event_line(event, colour)),
+    )
+    _out(
+        f"Baselined {len(result.applied)} migrations without running them; "
+        f"chain head {errors.short(result.head)} (block {result.height})"
+    )
+    return errors.EXIT_OK
+
+
+def _ask(where: str) -> bool:
+    answer = input(f"Drop every schema and the ledger in {where}? Type yes to reset: ")
+    return answer.strip().lower() == "yes"
+
+
+def cmd_reset_dev(args: argparse.Namespace) -> int:
+    from chainops import api, report
+
+    if not args.yes and not sys.stdin.isatty():
+        raise errors.Refused(
+            "db.reset-dev needs confirmation and there is no terminal to ask; "
+            "pass --yes, nothing was dropped"
+        )
+    colour = report.use_colour(sys.stdout)
+    dropped, applied = api.reset_dev(
+        _settings(args),
+        (lambda _where: True) if args.yes else _ask,
+        migrate=args.migrate,
+        on_event=lambda event: _out(report.event_line(event, colour)),
+    )
+    _out(f"✓ reset: dropped schemas {', '.join(dropped) or '(none)'}")
+    if applied is not None:
+        _out(report.apply_summary(applied))
     return errors.EXIT_OK
 
 
@@ -151,8 +236,10 @@ def cmd_db(args: argparse.Namespace) -> int:
         _out(api.db_url(settings))
     elif args.action == "start":
         database = api.db_start(settings, on_event=_notice)
-        _out(f"✓ embedded PostgreSQL running: {database.description}; inv db.url "
-             "prints how to connect")
+        _out(
+            f"✓ embedded PostgreSQL running: {database.description}; inv db.url "
+            "prints how to connect"
+        )
     elif api.db_stop(settings):
         _out("✓ embedded PostgreSQL stopped")
     else:
@@ -165,6 +252,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "verify": cmd_verify,
     "db": cmd_db,
+    "baseline": cmd_baseline,
+    "reset-dev": cmd_reset_dev,
 }
 
 

@@ -49,6 +49,9 @@ class Settings:
     uses_libpq_env: bool = False
     ledger_schema: str = "public"
     lock_timeout: float = 60.0
+    migration_lock_timeout: str = "5s"  # PostgreSQL's lock_timeout for each migration
+    statement_timeout: str = "0"  # PostgreSQL's statement_timeout; 0 means none
+    backup_keep: int = 10
 
     @property
     def is_production(self) -> bool:
@@ -152,6 +155,16 @@ def load_settings(
             f"lock timeout {timeout!r} is not a number of seconds; use for example 60"
         )
 
+    def duration(name: str, key: str, default: str) -> str:
+        value = str(lookup(name) or project.get(key, default)).strip()
+        return validate_duration(value, name)
+
+    keep = str(lookup("CHAINOPS_BACKUP_KEEP") or project.get("backup_keep", 10))
+    if not keep.isdigit() or int(keep) < 1:
+        raise ConfigError(
+            f"CHAINOPS_BACKUP_KEEP={keep!r} is not a positive whole number; use e.g. 10"
+        )
+
     return Settings(
         project_root=root,
         migrations_dir=mpath,
@@ -160,7 +173,26 @@ def load_settings(
         uses_libpq_env=uses_libpq,
         ledger_schema=schema,
         lock_timeout=seconds,
+        migration_lock_timeout=duration(
+            "CHAINOPS_MIGRATION_LOCK_TIMEOUT", "migration_lock_timeout", "5s"
+        ),
+        statement_timeout=duration(
+            "CHAINOPS_STATEMENT_TIMEOUT", "statement_timeout", "0"
+        ),
+        backup_keep=int(keep),
     )
+
+
+DURATION = re.compile(r"^\d+(?:\.\d+)?\s*(?:us|ms|s|min|h|d)?$")
+
+
+def validate_duration(value: str, what: str) -> str:
+    """Accept PostgreSQL duration settings such as 5s, 500ms, 2min or 0."""
+    if not DURATION.match(value):
+        raise ConfigError(
+            f"{what}={value!r} is not a duration; use for example 5s, 500ms or 2min"
+        )
+    return value
 
 
 def validate_identifier(name: str, what: str) -> None:

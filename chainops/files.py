@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from chainops.config import DURATION as _DURATION
 from chainops.errors import MigrationFileError
 
 HASH_ALGORITHM = "sha256-lf"
@@ -211,6 +212,34 @@ def read_migration(
     if not text.strip():
         raise _reject(rel, "is empty; write the migration or delete the file")
     return MigrationFile(category_index, category, index, rel, text, hash_text(text))
+
+
+DIRECTIVES = ("no-transaction", "lock-timeout", "statement-timeout")
+_DIRECTIVE = re.compile(
+    r"^[ \t]*--[ \t]*chainops:[ \t]*([A-Za-z-]+)[ \t]*(?:=[ \t]*(\S+))?[ \t]*$",
+    re.MULTILINE,
+)
+
+
+def read_directives(text: str, path: str) -> dict[str, str]:
+    """Read `-- chainops:name[=value]` lines; an unknown name is refused."""
+    found: dict[str, str] = {}
+    for match in _DIRECTIVE.finditer(text):
+        name, value = match.group(1).lower(), match.group(2) or ""
+        if name not in DIRECTIVES:
+            line, _ = locate(text, match.start())
+            raise MigrationFileError(
+                f"{path}:{line}: unknown directive chainops:{name}; "
+                f"use one of {', '.join(DIRECTIVES)}"
+            )
+        if name != "no-transaction" and not _DURATION.match(value):
+            line, _ = locate(text, match.start())
+            raise MigrationFileError(
+                f"{path}:{line}: chainops:{name}={value} is not a duration; "
+                "use for example 30s, 500ms or 2min"
+            )
+        found[name] = value
+    return found
 
 
 def locate(text: str, offset: int) -> tuple[int, int]:

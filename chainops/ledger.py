@@ -44,6 +44,7 @@ class LedgerState:
     blocks: tuple[Block, ...] = ()
     attempts: tuple[Attempt, ...] = ()
     completed_in_history: int = 0  # a deleted newest block still shows up here
+    environment: str | None = None  # the marker written by the runs that migrated it
 
     @property
     def head(self) -> Block | None:
@@ -66,7 +67,8 @@ _COLUMNS = (
 )
 
 _READ = (
-    "SELECT m.value, (SELECT count(*) FROM {history} WHERE outcome = 'completed'), "
+    "SELECT m.value, (SELECT count(*) FROM {history} WHERE outcome = 'completed'),"
+    " (SELECT value FROM {meta} WHERE key = 'environment'), "
     + ", ".join(f"l.{c.strip()}" for c in _COLUMNS.split(","))
     + " FROM {meta} m LEFT JOIN {ledger} l ON true"
     " WHERE m.key = 'format_version' ORDER BY l.height NULLS LAST, l.id"
@@ -90,8 +92,8 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
     blocks: list[Block] = []
     attempts: list[Attempt] = []
     for row in rows:
-        (_, _, height, number, path, digest, algorithm, at, by, host, mode, prev, bhash,
-         ms, status, error, done, total, progress) = row  # fmt: skip
+        (_, _, _, height, number, path, digest, algorithm, at, by, host, mode,
+         prev, bhash, ms, status, error, done, total, progress) = row  # fmt: skip
         if number is None:
             continue
         if status == "completed":
@@ -126,7 +128,8 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
                 )
             )
     completed = int(str(rows[0][1])) if rows else 0
-    return LedgerState(True, tuple(blocks), tuple(attempts), completed)
+    environment = str(rows[0][2]) if rows and rows[0][2] is not None else None
+    return LedgerState(True, tuple(blocks), tuple(attempts), completed, environment)
 
 
 _CREATE = """
@@ -219,7 +222,7 @@ _INSERT_ROW = (
 _INSERT_HISTORY = (
     "INSERT INTO {history} (migration_number, path, hash, started_at,"
     " execution_time_ms, outcome, error_message, applied_by, client_host,"
-    " chainops_version) VALUES ({number}, {path}, {hash}, {at}, {ms}, {status},"
+    " chainops_version) VALUES ({number}, {path}, {hash}, {at}, {ms}, {outcome},"
     " {error}, {by}, {host}, {version});"
 )
 
@@ -235,6 +238,7 @@ def write_sql(
     statements_total: int | None = None,
     progress_hash: str | None = None,
     history: bool = True,
+    outcome: str | None = None,
 ) -> sql.Composed:
     """SQL that replaces the row for `row.number` and logs the attempt.
 
@@ -252,6 +256,7 @@ def write_sql(
         if row.duration_ms is None
         else sql.Literal(row.duration_ms),
         "status": sql.Literal(status),
+        "outcome": sql.Literal(outcome or status),
         "error": sql.Literal(error),
         "height": sql.Literal(block.height if block else None),
         "prev": sql.Literal(block.previous_hash if block else None),
@@ -281,6 +286,21 @@ def update_progress_sql(
         done=sql.Literal(done),
         progress=sql.Literal(progress_hash),
         number=sql.Literal(number),
+    )
+
+
+def mark_environment(conn: Conn, schema: str, environment: str) -> None:
+    """Record which environment migrates this database; production is never downgraded.
+
+    Like Rails' ar_internal_metadata: destructive commands trust the database's own
+    marker over whatever the local configuration claims.
+    """
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {meta} AS m (key, value) VALUES ('environment', {env})"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            " WHERE m.value <> 'production' AND m.value <> EXCLUDED.value"
+        ).format(meta=sql.Identifier(schema, META), env=sql.Literal(environment))
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from chainops import api, runner
+from chainops.applier import Applied
 from chainops.chain import Finding, format_time
 from chainops.errors import DriftError, short
 
@@ -31,7 +32,7 @@ def _display_time(entry_time: Any) -> str:
 
 
 def event_line(event: api.Event, colour: bool = False) -> str:
-    if isinstance(event, runner.Applied):
+    if isinstance(event, Applied):
         extra = ", no transaction" if event.block.mode == "no-transaction" else ""
         return (
             f"{_mark(OK, colour)} #{event.file.number} {event.file.filename} "
@@ -51,11 +52,36 @@ def event_line(event: api.Event, colour: bool = False) -> str:
             f"{_mark(PENDING, colour)} applying {event.file.path} out of order "
             f"(below the applied {event.applied_path}), as --allow-out-of-order asks"
         )
+    if isinstance(event, api.BackedUp):
+        return (
+            f"{_mark(OK, colour)} backed up to {event.path} (restore: {event.restore})"
+        )
     return (
         f"{_mark(WAIT, colour)} started the embedded PostgreSQL {event.version} "
         f"with its data in {event.data_dir} (inv db.url prints how to connect, "
         "inv db.stop stops it)"
     )
+
+
+def plan_lines(
+    result: runner.ApplyResult, show_sql: bool = False, colour: bool = False
+) -> list[str]:
+    """What a dry run would do, file by file."""
+    lines = []
+    for p in result.planned:
+        how = "in one transaction"
+        if not p.transactional:
+            count = f"{p.statements} statements" if p.statements else "statements"
+            how = f"{count} one by one without a transaction ({p.reason})"
+        lines.append(f"{_mark(PENDING, colour)} #{p.file.number} {p.file.path}: {how}")
+        if show_sql:
+            lines += [f"    {line}" for line in p.file.text.rstrip().splitlines()]
+    n = len(result.planned)
+    lines.append(
+        f"Dry run: {n} migration{'s' if n != 1 else ''} would be applied on top of "
+        f"block {result.height}; nothing was changed"
+    )
+    return lines
 
 
 def apply_summary(result: runner.ApplyResult) -> str:

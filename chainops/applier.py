@@ -1,0 +1,322 @@
+"""Apply one migration file and write its block: in one transaction, or one statement
+at a time with recorded progress when PostgreSQL refuses a transaction block.
+
+Called by the runner under the advisory lock; never prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import sql
+
+from chainops import __version__, chain, ledger
+from chainops.chain import Block
+from chainops.errors import (
+    ROLLED_BACK,
+    Interrupted,
+    MigrationFailed,
+    MigrationFileError,
+)
+from chainops.files import HASH_ALGORITHM, MigrationFile, locate, read_directives
+
+if TYPE_CHECKING:
+    from chainops.statements import Statement
+
+Conn = ledger.Conn
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """Event and result: one migration became a block."""
+
+    file: MigrationFile
+    block: Block
+    duration_ms: int
+
+
+def progress_hash(texts: Sequence[str]) -> str:
+    """Identify the statements in place, so --resume continues the same file."""
+    return hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Applier:
+    """Applies files on one connection on behalf of one user and host."""
+
+    conn: Conn
+    schema: str
+    user: str
+    host: str
+    lock_timeout: str
+    statement_timeout: str
+
+    def apply(
+        self,
+        file: MigrationFile,
+        blocks: Sequence[Block],
+        attempt: ledger.Attempt | None,
+    ) -> Applied:
+        from chainops import statements  # pglast is needed only when applying
+
+        plan = statements.plan_migration(file.text, file.path)
+        if plan.transactional:
+            return self._apply_in_transaction(file, blocks)
+        return self._apply_statements(file, blocks, plan.statements, attempt)
+
+    def record_baseline(self, file: MigrationFile, blocks: Sequence[Block]) -> Block:
+        """Write a block for a file whose effect is already in the database."""
+        started = datetime.now(timezone.utc)
+        block = self._block(file, blocks, started, "baseline")
+        row = self._row(file, started, "baseline", 0)
+        self.conn.execute(
+            ledger.write_sql(
+                self.schema, row, status="completed", block=block, outcome="baselined"
+            )
+        )
+        return block
+
+    def _timeouts(self, file: MigrationFile, scope: str) -> str:
+        directives = read_directives(file.text, file.path)
+        settings = sql.SQL("; ").join(
+            sql.SQL("SET {} {} = {}").format(
+                sql.SQL(scope), sql.Identifier(name), sql.Literal(value)
+            )
+            for name, value in (
+                ("lock_timeout", directives.get("lock-timeout", self.lock_timeout)),
+                (
+                    "statement_timeout",
+                    directives.get("statement-timeout", self.statement_timeout),
+                ),
+            )
+        )
+        return settings.as_string(self.conn) + ";\n"
+
+    def _row(
+        self, file: MigrationFile, started: datetime, mode: str, ms: int | None
+    ) -> ledger.Row:
+        return ledger.Row(
+            number=file.number,
+            path=file.path,
+            content_hash=file.sha256,
+            hash_algorithm=HASH_ALGORITHM,
+            started_at=started,
+            duration_ms=ms,
+            mode=mode,
+            applied_by=self.user,
+            client_host=self.host,
+            version=__version__,
+        )
+
+    def _block(
+        self, file: MigrationFile, blocks: Sequence[Block], started: datetime, mode: str
+    ) -> Block:
+        block = Block(
+            height=len(blocks) + 1,
+            number=file.number,
+            path=file.path,
+            content_hash=file.sha256,
+            hash_algorithm=HASH_ALGORITHM,
+            applied_at=started,
+            applied_by=self.user,
+            client_host=self.host,
+            mode=mode,
+            previous_hash=chain.head_hash(blocks),
+            block_hash="",
+        )
+        return replace(block, block_hash=chain.recompute(block))
+
+    def _apply_in_transaction(
+        self, file: MigrationFile, blocks: Sequence[Block]
+    ) -> Applied:
+        started = datetime.now(timezone.utc)
+        block = self._block(file, blocks, started, "transaction")
+        row = self._row(file, started, "transaction", None)
+        record = ledger.write_sql(self.schema, row, status="completed", block=block)
+        # One simple-protocol message: PostgreSQL runs it as one implicit transaction,
+        # so the migration and its block commit together or not at all.
+        prefix = self._timeouts(file, "LOCAL")
+        message = prefix + file.text + "\n;\n" + record.as_string(self.conn)
+        t0 = time.perf_counter()
+        try:
+            self.conn.execute(message.encode("utf-8"))
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted while applying {file.path}; it was rolled back"
+            ) from None
+        except psycopg.Error as err:
+            raise self._failed(
+                file, started, t0, err, "transaction", 0, None, -len(prefix)
+            ) from err
+        ms = round((time.perf_counter() - t0) * 1000)
+        return Applied(file, replace(block, duration_ms=ms), ms)
+
+    def _apply_statements(
+        self,
+        file: MigrationFile,
+        blocks: Sequence[Block],
+        stmts: Sequence[Statement],
+        attempt: ledger.Attempt | None,
+    ) -> Applied:
+        texts = [s.text for s in stmts]
+        start = attempt.statements_done if attempt else 0
+        if start and attempt and attempt.progress_hash != progress_hash(texts[:start]):
+            raise MigrationFileError(
+                f"{file.path}: its first {start} statements changed since they were "
+                "applied; restore them, --resume continues only the same file"
+            )
+        started = datetime.now(timezone.utc)
+        mode = "no-transaction"
+        self.conn.execute(
+            ledger.write_sql(
+                self.schema,
+                self._row(file, started, mode, 0),
+                status="running",
+                statements_done=start,
+                statements_total=len(texts),
+                progress_hash=progress_hash(texts[:start]),
+                history=False,
+            )
+        )
+        self.conn.execute(self._timeouts(file, "SESSION").encode("utf-8"))
+        t0 = time.perf_counter()
+        committed = start
+        try:
+            for i in range(start, len(texts)):
+                try:
+                    self.conn.execute(texts[i].encode("utf-8"))
+                    # Inside a file's own BEGIN ... COMMIT this commits with it.
+                    self.conn.execute(
+                        ledger.update_progress_sql(
+                            self.schema,
+                            file.number,
+                            i + 1,
+                            progress_hash(texts[: i + 1]),
+                        )
+                    )
+                except KeyboardInterrupt:
+                    self._rollback_open_transaction()
+                    raise Interrupted(
+                        f"interrupted while applying {file.path}; statements "
+                        f"1-{committed} are in place, run migrate --resume to continue"
+                    ) from None
+                except psycopg.Error as err:
+                    self._rollback_open_transaction()
+                    raise self._failed(
+                        file,
+                        started,
+                        t0,
+                        err,
+                        mode,
+                        committed,
+                        len(texts),
+                        stmts[i].offset,
+                        texts[:committed],
+                    ) from err
+                if self.conn.info.transaction_status == _IDLE:
+                    committed = i + 1
+            if self.conn.info.transaction_status != _IDLE:
+                self._rollback_open_transaction()
+                raise MigrationFileError(
+                    f"{file.path} opens a transaction it never commits; "
+                    "add COMMIT at the end"
+                )
+        finally:
+            if not self.conn.broken:
+                self.conn.execute("RESET lock_timeout; RESET statement_timeout")
+        ms = round((time.perf_counter() - t0) * 1000)
+        block = replace(self._block(file, blocks, started, mode), duration_ms=ms)
+        self.conn.execute(
+            ledger.write_sql(
+                self.schema,
+                self._row(file, started, mode, ms),
+                status="completed",
+                block=block,
+                statements_done=len(texts),
+                statements_total=len(texts),
+            )
+        )
+        return Applied(file, block, ms)
+
+    def _rollback_open_transaction(self) -> None:
+        if not self.conn.broken and self.conn.info.transaction_status != _IDLE:
+            self.conn.execute("ROLLBACK")
+
+    def _failed(
+        self,
+        file: MigrationFile,
+        started: datetime,
+        t0: float,
+        err: psycopg.Error,
+        mode: str,
+        done: int,
+        total: int | None,
+        base: int = 0,
+        done_texts: Sequence[str] = (),
+    ) -> MigrationFailed:
+        """Record the failed attempt outside the chain and build the user's error."""
+        diag = err.diag
+        message = diag.message_primary or str(err).strip().splitlines()[0]
+        line = column = None
+        if diag.statement_position:
+            position = base + int(diag.statement_position) - 1
+            if 0 <= position < len(file.text):
+                line, column = locate(file.text, position)
+        elif mode != "transaction":
+            line, column = locate(file.text, base)
+        hint = diag.message_hint
+        if diag.sqlstate == _LOCK_NOT_AVAILABLE:
+            hint = (
+                "another session holds a lock this migration needs; retry when it is "
+                "idle, or allow a longer wait with a line "
+                "'-- chainops:lock-timeout=30s' in the file"
+            )
+        if self.conn.broken:
+            return MigrationFailed(
+                file.path,
+                message,
+                line=line,
+                column=column,
+                sqlstate=diag.sqlstate,
+                hint=hint,
+                advice="the connection was lost and the server rolled "
+                "back the open transaction; run migrate again",
+            )
+        ms = round((time.perf_counter() - t0) * 1000)
+        where = f" at line {line}" if line else ""
+        self.conn.execute(
+            ledger.write_sql(
+                self.schema,
+                self._row(file, started, mode, ms),
+                status="failed",
+                error=f"{message}{where} (SQLSTATE {diag.sqlstate})",
+                statements_done=done,
+                statements_total=total,
+                progress_hash=progress_hash(done_texts) if total else None,
+            )
+        )
+        advice = ROLLED_BACK
+        if mode != "transaction" and done:
+            advice = (
+                f"statements 1-{done} are in place; fix the cause and run "
+                f"migrate --resume to continue at statement {done + 1}"
+            )
+        elif mode != "transaction":
+            advice = "no statement is in place; fix the file and run migrate again"
+        return MigrationFailed(
+            file.path,
+            message,
+            line=line,
+            column=column,
+            sqlstate=diag.sqlstate,
+            hint=hint,
+            advice=advice,
+        )

@@ -1,0 +1,92 @@
+"""Wipe a development database, guarded by the environment marker the database keeps.
+
+The check and the drop happen under the ledger's advisory lock and in one
+transaction, so the marker cannot change in between and nothing is half-dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from psycopg import sql
+
+from chainops import db, ledger
+from chainops.config import Settings
+from chainops.errors import Refused
+
+RESETTABLE = ("development", "test")
+
+_USER_SCHEMAS = (
+    "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%'"
+    " AND nspname <> 'information_schema' ORDER BY nspname"
+)
+_HAS_TABLES = (
+    "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n"
+    " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm')"
+    " AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema')"
+)
+
+
+def refuse_locally(settings: Settings) -> None:
+    if settings.is_production:
+        raise Refused(
+            "CHAINOPS_ENV is production; db.reset-dev never runs in production, "
+            "nothing was dropped"
+        )
+
+
+def check_marker(conn: ledger.Conn, state: ledger.LedgerState, where: str) -> None:
+    """Refuse unless the database itself says it is a development or test database."""
+    if state.exists and state.environment is None:
+        raise Refused(
+            f"{where} has a ledger but no environment marker, so it may not be a "
+            "development database; nothing was dropped (inv migrate in development "
+            "marks it)"
+        )
+    if state.environment is not None and state.environment not in RESETTABLE:
+        raise Refused(
+            f"{where} is marked as a {state.environment} database; db.reset-dev only "
+            "resets development and test databases, nothing was dropped"
+        )
+    if not state.exists:
+        row = conn.execute(_HAS_TABLES).fetchone()
+        if row and row[0]:
+            raise Refused(
+                f"{where} has tables but no chainops ledger, so chainops did not "
+                "build it; nothing was dropped"
+            )
+
+
+def reset(
+    conn: ledger.Conn,
+    settings: Settings,
+    where: str,
+    confirm: Callable[[str], bool],
+) -> list[str]:
+    """Drop every user schema (the ledger's too) and recreate an empty `public`.
+
+    Returns the dropped schemas. `confirm` sees the database's description and may
+    decline, which refuses.
+    """
+    refuse_locally(settings)
+    key = db.lock_key(conn.info.dbname, settings.ledger_schema, ledger.TABLE)
+    db.acquire_lock(conn, key, settings.lock_timeout)
+    try:
+        check_marker(conn, ledger.read_state(conn, settings.ledger_schema), where)
+        if not confirm(where):
+            raise Refused(f"reset of {where} cancelled; nothing was dropped")
+        with conn.transaction():
+            schemas = [str(r[0]) for r in conn.execute(_USER_SCHEMAS).fetchall()]
+            for name in schemas:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name))
+                )
+            conn.execute("CREATE SCHEMA public")
+            conn.execute("ALTER SCHEMA public OWNER TO pg_database_owner")
+            conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+            if conn.info.server_version < 150000:  # PostgreSQL 14's default
+                conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        return schemas
+    finally:
+        if not conn.broken:
+            db.release_lock(conn, key)

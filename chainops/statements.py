@@ -1,0 +1,351 @@
+"""Split and classify the SQL of one migration file with pglast.
+
+The only importer of pglast: it reads text it is given, never files or a database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from pglast import ast, enums
+from pglast.parser import ParseError, parse_sql, split
+
+from chainops.errors import MigrationFileError
+
+log = logging.getLogger(__name__)
+
+PARSE_LIMIT = 1 << 20
+"""Texts longer than this many characters are parsed only if the prefilter matches."""
+
+# A superset of the words that can start or mark a statement that must not run in one
+# transaction; a false match only costs a full parse.
+_PREFILTER = re.compile(
+    r"\b(?:concurrently|vacuum|database|tablespace|system|cluster|subscription"
+    r"|reindex|discard|begin|start|commit|end|rollback|abort|savepoint|release"
+    r"|prepare|stdin|stdout)\b|chainops:|^[ \t]*\\",
+    re.IGNORECASE | re.MULTILINE,
+)
+_DIRECTIVE = re.compile(
+    r"^[ \t]*--[ \t]*chainops:[ \t]*no-transaction[ \t]*$", re.IGNORECASE | re.MULTILINE
+)
+_META = re.compile(r"\\[^\s\\]*")
+_WORD = re.compile(r"[A-Za-z]+")
+# PostgreSQL's whitespace; its scanner reads other Unicode spaces as identifier chars.
+_SPACE = frozenset(" \t\n\r\f\v")
+# Statements starting with these words are plain DML: never refused in a transaction,
+# and often huge, so they are not turned into Python trees.
+_DML = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE"}
+)
+_LOAD_DATA = "load the data with INSERT or a server-side COPY ... FROM 'file'"
+_FALSE = frozenset({"false", "off", "0"})
+_REINDEX_MANY = frozenset(
+    {
+        enums.ReindexObjectType.REINDEX_OBJECT_SCHEMA,
+        enums.ReindexObjectType.REINDEX_OBJECT_SYSTEM,
+        enums.ReindexObjectType.REINDEX_OBJECT_DATABASE,
+    }
+)
+_TRANSACTION_WORDS = {"START": "START TRANSACTION", "PREPARE": "PREPARE TRANSACTION"}
+_SIMPLE = {
+    ast.CreatedbStmt: "CREATE DATABASE",
+    ast.DropdbStmt: "DROP DATABASE",
+    ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
+    ast.DropTableSpaceStmt: "DROP TABLESPACE",
+    ast.AlterSystemStmt: "ALTER SYSTEM",
+    # Whether the subscription still has a slot is only known to the server.
+    ast.DropSubscriptionStmt: "DROP SUBSCRIPTION",
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement as written, located in the file for messages."""
+
+    text: str
+    offset: int
+    line: int
+    column: int
+    no_transaction: bool
+    transaction_control: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to apply a migration: as one message in one transaction, or one by one.
+
+    `statements` is empty when a large file was deliberately not parsed.
+    """
+
+    transactional: bool
+    reason: str | None
+    statements: tuple[Statement, ...]
+
+
+class EmptyMigration(MigrationFileError):  # noqa: N818 - leaves name the condition
+    """The file holds no SQL yet, like a fresh template; a watcher waits for more."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} has no SQL statements yet; write the migration or delete the file"
+        )
+
+
+def plan_migration(text: str, path: str) -> Plan:
+    """Decide whether `text` can be sent as one message inside one transaction.
+
+    A large file is parsed only if a cheap prefilter finds a word that could make it
+    non-transactional: sending it as it is needs no split.
+    """
+    if len(text) > PARSE_LIMIT and not _PREFILTER.search(text):
+        log.debug("%s: %d characters, nothing to split; not parsed", path, len(text))
+        return Plan(transactional=True, reason=None, statements=())
+    classified = _classify_all(text, path)
+    statements = tuple(statement for statement, _ in classified)
+    directive = _DIRECTIVE.search(text)
+    if directive:
+        line = locate(text, directive.start())[0]
+        reason = f"-- chainops:no-transaction directive at line {line}"
+        return Plan(transactional=False, reason=reason, statements=statements)
+    for statement, label in classified:
+        if statement.transaction_control:
+            reason = f"manages its own transaction ({label} at line {statement.line})"
+            return Plan(transactional=False, reason=reason, statements=statements)
+        if statement.no_transaction:
+            reason = f"{label} at line {statement.line}"
+            return Plan(transactional=False, reason=reason, statements=statements)
+    return Plan(transactional=True, reason=None, statements=statements)
+
+
+def check_syntax(text: str, path: str) -> None:
+    """Parse all of `text`; raise MigrationFileError if chainops cannot apply it."""
+    _classify_all(text, path)
+
+
+def locate(text: str, offset: int) -> tuple[int, int]:
+    """Return the 1-based line and column of a 0-based character offset."""
+    offset = max(0, min(offset, len(text)))
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _classify_all(text: str, path: str) -> list[tuple[Statement, str | None]]:
+    """Split `text` and pair each statement with the label of what it is, if special."""
+    try:
+        pieces = _split(text)
+    except ParseError as err:
+        raise _explain(text, path, err) from err
+    if not pieces:
+        raise EmptyMigration(path)
+    result: list[tuple[Statement, str | None]] = []
+    line, line_start, scanned = 1, 0, 0
+    for offset, source in pieces:
+        # Count lines incrementally: files may hold hundreds of thousands of statements.
+        if newlines := text.count("\n", scanned, offset):
+            line += newlines
+            line_start = text.rfind("\n", scanned, offset) + 1
+        scanned = offset
+        column = offset - line_start + 1
+        try:
+            no_transaction, transaction = _classify(source, f"{path}:{line}:{column}")
+        except ParseError as err:  # pragma: no cover - split parsed it already
+            raise _explain(text, path, err, offset) from err
+        no_tx, control = no_transaction is not None, transaction is not None
+        statement = Statement(source, offset, line, column, no_tx, control)
+        result.append((statement, transaction or no_transaction))
+    return result
+
+
+def _classify(source: str, where: str) -> tuple[str | None, str | None]:
+    """Label a statement refused in a transaction block, or one controlling it."""
+    word = _WORD.match(source)
+    if not word or word.group().upper() in _DML:
+        return None, None
+    node = parse_sql(source)[0].stmt
+    if isinstance(node, ast.CopyStmt) and (refusal := _refuse_copy(node, where)):
+        raise refusal
+    if isinstance(node, ast.TransactionStmt) and node.kind is not None:
+        label = node.kind.name.removeprefix("TRANS_STMT_").replace("_", " ")
+        return None, _TRANSACTION_WORDS.get(label, label)
+    return _describe_no_transaction(node), None
+
+
+def _split(text: str) -> list[tuple[int, str]]:
+    """Return (character offset, source) of each statement, without its ';'.
+
+    pglast's own slices map UTF-8 offsets to characters in quadratic time, so the
+    statements it returns are found again by skipping what lies between them.
+    """
+    found: list[tuple[int, str]] = []
+    position = 0
+    for source in split(text):  # the full raw parser, so it rejects any syntax error
+        start = _skip_gap(text, position)
+        if not text.startswith(source, start):
+            log.debug("statement boundaries not found; using pglast slices")
+            return [(piece.start, text[piece]) for piece in split(text, True, True)]
+        end = start + len(source)
+        # pglast strips Unicode spaces too, but they belong to a trailing identifier.
+        while end < len(text) and text[end].isspace() and text[end] not in _SPACE:
+            end += 1
+        found.append((start, text[start:end]))
+        position = end
+    return found
+
+
+def _skip_gap(text: str, position: int) -> int:
+    """Skip whitespace, empty statements and comments up to the next statement."""
+    while position < len(text):
+        if text[position] in _SPACE or text[position] == ";":
+            position += 1
+        elif text.startswith("--", position):
+            end = text.find("\n", position)
+            position = len(text) if end < 0 else end + 1
+        elif text.startswith("/*", position):
+            position = _skip_block_comment(text, position)
+        else:
+            break
+    return position
+
+
+def _skip_block_comment(text: str, position: int) -> int:
+    """Return the offset after the (possibly nested) block comment at `position`."""
+    depth = 0
+    while True:
+        opening, closing = text.find("/*", position), text.find("*/", position)
+        if closing < 0:
+            return len(text)
+        if 0 <= opening < closing:
+            depth, position = depth + 1, opening + 2
+        else:
+            depth, position = depth - 1, closing + 2
+        if depth == 0:
+            return position
+
+
+def _describe_no_transaction(node: ast.Node | None) -> str | None:
+    """Name the statement if PostgreSQL refuses to run it inside a transaction block."""
+    if isinstance(node, ast.IndexStmt) and node.concurrent:
+        return "CREATE INDEX CONCURRENTLY"
+    if isinstance(node, ast.DropStmt) and node.concurrent:
+        return "DROP INDEX CONCURRENTLY"
+    if isinstance(node, ast.ReindexStmt):
+        if _option(node.params, "concurrently", default=False):
+            return "REINDEX CONCURRENTLY"
+        if node.kind in _REINDEX_MANY:
+            return node.kind.name.replace("_OBJECT_", " ")
+        return None
+    if isinstance(node, ast.VacuumStmt):  # plain ANALYZE shares the node
+        return "VACUUM" if node.is_vacuumcmd else None
+    if isinstance(node, ast.ClusterStmt):
+        return "CLUSTER without a table name" if node.relation is None else None
+    if isinstance(node, ast.AlterDatabaseStmt):
+        moves = _option(node.options, "tablespace", default=False)
+        return "ALTER DATABASE SET TABLESPACE" if moves else None
+    if isinstance(node, ast.CreateSubscriptionStmt):
+        connect = _option(node.options, "connect", default=True)
+        creates_slot = _option(node.options, "create_slot", default=connect)
+        return "CREATE SUBSCRIPTION creating a slot" if creates_slot else None
+    if isinstance(node, ast.AlterSubscriptionStmt):
+        return _describe_alter_subscription(node)
+    if isinstance(node, ast.AlterTableStmt):
+        for command in node.cmds or ():
+            if (
+                isinstance(command, ast.AlterTableCmd)
+                and command.subtype == enums.AlterTableType.AT_DetachPartition
+                and isinstance(command.def_, ast.PartitionCmd)
+                and command.def_.concurrent
+            ):
+                return "DETACH PARTITION CONCURRENTLY"
+        return None
+    if isinstance(node, ast.DiscardStmt):
+        return "DISCARD ALL" if node.target == enums.DiscardMode.DISCARD_ALL else None
+    return _SIMPLE.get(type(node))
+
+
+def _describe_alter_subscription(node: ast.AlterSubscriptionStmt) -> str | None:
+    """Name the ALTER SUBSCRIPTION forms that refresh or touch the remote slot."""
+    if node.kind == enums.AlterSubscriptionType.ALTER_SUBSCRIPTION_REFRESH:
+        return "ALTER SUBSCRIPTION ... REFRESH"
+    if node.kind in (
+        enums.AlterSubscriptionType.ALTER_SUBSCRIPTION_SET_PUBLICATION,
+        enums.AlterSubscriptionType.ALTER_SUBSCRIPTION_ADD_PUBLICATION,
+        enums.AlterSubscriptionType.ALTER_SUBSCRIPTION_DROP_PUBLICATION,
+    ) and _option(node.options, "refresh", default=True):
+        return "ALTER SUBSCRIPTION with refresh"
+    if node.kind == enums.AlterSubscriptionType.ALTER_SUBSCRIPTION_OPTIONS and any(
+        _option(node.options, name, default=False) for name in ("failover", "two_phase")
+    ):
+        return "ALTER SUBSCRIPTION ... SET (failover or two_phase)"
+    return None
+
+
+def _option(options: tuple[object, ...] | None, name: str, *, default: bool) -> bool:
+    """Read a boolean DefElem option the way PostgreSQL's defGetBoolean does."""
+    for option in options or ():
+        if not isinstance(option, ast.DefElem) or option.defname != name:
+            continue
+        arg = option.arg
+        if arg is None:  # a bare option name means true
+            return True
+        if isinstance(arg, ast.Integer):
+            return arg.ival != 0
+        if isinstance(arg, ast.Boolean):
+            return bool(arg.boolval)
+        if isinstance(arg, ast.TypeName) and arg.names:  # `off` parses as a type name
+            arg = arg.names[-1]
+        return not (isinstance(arg, ast.String) and str(arg.sval).lower() in _FALSE)
+    return default
+
+
+def _refuse_copy(node: ast.CopyStmt, where: str) -> MigrationFileError | None:
+    """Refuse COPY with STDIN or STDOUT: they need a client-side data stream."""
+    if node.filename is not None or node.is_program:
+        return None
+    if node.is_from:
+        return MigrationFileError(
+            f"{where}: COPY ... FROM STDIN is not supported; chainops sends plain SQL "
+            f"to the server, so {_LOAD_DATA}"
+        )
+    return MigrationFileError(
+        f"{where}: COPY ... TO STDOUT is not supported; a migration cannot send rows "
+        "back to chainops, so remove it or COPY ... TO a file on the server"
+    )
+
+
+def _explain(
+    text: str, path: str, err: ParseError, base: int = 0
+) -> MigrationFileError:
+    """Turn a pglast error into one line pointing at the offending position."""
+    index = err.args[1] if len(err.args) > 1 else None
+    # pglast reports a character index already; None means the end of the input.
+    offset = base + index if isinstance(index, int) else len(text.rstrip())
+    line, column = locate(text, offset)
+    where = f"{path}:{line}:{column}"
+    # psql would have sent the lines after COPY ... FROM STDIN as its data.
+    prefix = text[: text.rfind("\n", 0, offset) + 1]
+    try:
+        pieces = _split(prefix)
+    except ParseError:
+        pieces = []
+    start, source = pieces[-1] if pieces else (0, "")
+    node = parse_sql(source)[0].stmt if source[:4].upper() == "COPY" else None
+    if isinstance(node, ast.CopyStmt) and node.is_from:
+        copy_line, copy_column = locate(text, start)
+        if refusal := _refuse_copy(node, f"{path}:{copy_line}:{copy_column}"):
+            return refusal
+    meta = _META.match(text, offset)
+    if meta:
+        advice = "write the SQL it stands for inline"
+        if meta.group().lower() in ("\\copy", "\\."):
+            advice = f"{_LOAD_DATA} (COPY ... FROM STDIN is not supported either)"
+        return MigrationFileError(
+            f"{where}: psql meta-command {meta.group()} is not supported; "
+            f"chainops sends plain SQL to the server, so {advice}"
+        )
+    message = " ".join(str(err.args[0]).split())  # the token quoted may span lines
+    if len(message) > 120:
+        message = message[:117] + "..."
+    return MigrationFileError(f"{where}: {message}; fix the SQL and save again")

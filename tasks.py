@@ -34,11 +34,23 @@ def _flags(**options: object) -> list[str]:
         "allow_out_of_order": "apply pending files numbered below an applied one",
         "resume": "continue a non-transactional migration that stopped midway",
         "lock_timeout": "seconds to wait for another run's lock (default 60)",
+        "dry_run": "list what would be applied and how; change nothing",
+        "sql": "with --dry-run, print the SQL",
+        "backup": "pg_dump before applying (default: on in production only)",
+        "no_backup": "never back up, even in production",
         "database_url": "overrides DATABASE_URL",
     },
 )
 def apply(
-    c, allow_out_of_order=False, resume=False, lock_timeout=None, database_url=None
+    c,
+    allow_out_of_order=False,
+    resume=False,
+    lock_timeout=None,
+    dry_run=False,
+    sql=False,
+    backup=False,
+    no_backup=False,
+    database_url=None,
 ):
     """Verify the chain, then apply pending migrations (the default: inv migrate)."""
     _chainops(
@@ -47,9 +59,24 @@ def apply(
             allow_out_of_order=allow_out_of_order,
             resume=resume,
             lock_timeout=lock_timeout,
+            dry_run=dry_run,
+            sql=sql,
+            backup=backup,
+            no_backup=no_backup,
             database_url=database_url,
         ),
     )
+
+
+@task(
+    help={
+        "through": "the last migration already in place, e.g. 1003",
+        "database_url": "overrides DATABASE_URL",
+    }
+)
+def baseline(c, through, database_url=None):
+    """Adopt an existing database: record blocks up to --through, running nothing."""
+    _chainops("baseline", *_flags(through=through, database_url=database_url))
 
 
 @task(
@@ -70,6 +97,18 @@ def verify(c, json=False, database_url=None):
     _chainops("verify", *_flags(json=json, database_url=database_url))
 
 
+@task(
+    name="reset-dev",
+    help={
+        "yes": "do not ask for confirmation (needed without a terminal)",
+        "migrate": "then apply every migration",
+    },
+)
+def reset_dev(c, yes=False, migrate=False):
+    """Wipe the development database to a clean slate; refused in production."""
+    _chainops("reset-dev", *_flags(yes=yes, migrate=migrate))
+
+
 @task(name="start")
 def db_start(c):
     """Start the project-local embedded PostgreSQL (used when DATABASE_URL is unset)."""
@@ -88,6 +127,6 @@ def db_url(c):
     _chainops("db", "url")
 
 
-migrate = Collection("migrate", apply, status, verify)
-db = Collection("db", db_start, db_stop, db_url)
+migrate = Collection("migrate", apply, status, verify, baseline)
+db = Collection("db", reset_dev, db_start, db_stop, db_url)
 ns = Collection(migrate, db)

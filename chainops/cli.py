@@ -161,8 +161,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         args.through,
         on_event=lambda event: _out(report.event_line(event, colour)),
     )
+    n = len(result.applied)
     _out(
-        f"Baselined {len(result.applied)} migrations without running them; "
+        f"Baselined {n} migration{'s' if n != 1 else ''} without running them; "
         f"chain head {errors.short(result.head)} (block {result.height})"
     )
     return errors.EXIT_OK

@@ -412,10 +412,37 @@ def test_plan_parses_large_file_when_prefilter_matches(monkeypatch, tail, reason
     assert len(plan.statements) == 20 + (not tail.startswith("--"))
 
 
-def test_plan_refuses_meta_command_when_large_file_has_one(monkeypatch):
-    sql = "INSERT INTO t VALUES (1, 'x');\n" * 20 + "\\i more.sql\n"
+@pytest.mark.parametrize(
+    ("tail", "parsed"),
+    [
+        ("SELECT 'Vacuum';", True),
+        ("SELECT 'x' AS \"End\";", True),
+        ("SELECT 1 AS évacuum;", True),
+        ("/*COMMIT*/", True),
+        ("SELECT 'chainops:';", True),
+        ("SELECT 'send', 'vacuums', 'starting';", False),
+        ("CREATE TABLE my_database (system_id int);", False),
+        ("SELECT 'a\\b';", False),
+    ],
+)
+def test_plan_parses_large_file_only_when_a_suspect_word_stands_alone(
+    monkeypatch, tail, parsed
+):
+    sql = "INSERT INTO t VALUES (1, 'x');\n" * 20 + tail
     monkeypatch.setattr(statements, "PARSE_LIMIT", 100)
-    with pytest.raises(MigrationFileError, match="meta-command"):
+    assert bool(plan_migration(sql, PATH).statements) is parsed
+
+
+@pytest.mark.parametrize(
+    ("sql", "where"),
+    [
+        ("INSERT INTO t VALUES (1, 'x');\n" * 20 + "  \\i more.sql\n", "21:3"),
+        ("\\set x 1\n" + "INSERT INTO t VALUES (1, 'x');\n" * 20, "1:1"),
+    ],
+)
+def test_plan_refuses_meta_command_when_large_file_has_one(monkeypatch, sql, where):
+    monkeypatch.setattr(statements, "PARSE_LIMIT", 100)
+    with pytest.raises(MigrationFileError, match=f"^{PATH}:{where}: psql meta-command"):
         plan_migration(sql, PATH)
 
 
@@ -423,3 +450,13 @@ def test_check_syntax_parses_when_file_is_large(monkeypatch):
     monkeypatch.setattr(statements, "PARSE_LIMIT", 10)
     with pytest.raises(MigrationFileError, match=":2:1: syntax error"):
         check_syntax("INSERT INTO t VALUES (1);\nSELEC 1;", PATH)
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1;\n\0VACUUM;", "SELECT 1;\n\0"])
+def test_check_syntax_refuses_nul_when_parser_would_stop_there(sql):
+    with pytest.raises(MigrationFileError) as caught:
+        check_syntax(sql, PATH)
+    assert str(caught.value) == (
+        f"{PATH}:2:1: NUL character in the SQL; PostgreSQL does not accept it, "
+        "so remove it"
+    )

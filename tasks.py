@@ -91,10 +91,38 @@ def status(c, json=False, check=False, database_url=None):
     _chainops("status", *_flags(json=json, check=check, database_url=database_url))
 
 
-@task(help={"json": "print a JSON document", "database_url": "overrides DATABASE_URL"})
-def verify(c, json=False, database_url=None):
+@task(
+    help={
+        "json": "print a JSON document",
+        "files_only": "check the files against chain.lock, without a database",
+        "head": "print only the verified head hash (for deploy logs)",
+        "database_url": "overrides DATABASE_URL",
+    }
+)
+def verify(c, json=False, files_only=False, head=False, database_url=None):
     """Check every applied file and the chain links without applying anything."""
-    _chainops("verify", *_flags(json=json, database_url=database_url))
+    _chainops(
+        "verify",
+        *_flags(json=json, files_only=files_only, head=head, database_url=database_url),
+    )
+
+
+@task(
+    help={
+        "name": "what it does, e.g. add-user-preferences (made lower case, dashes)",
+        "type": "schema, functions or seed-data: the folder it goes in",
+        "description": "one line for the file's header",
+    }
+)
+def create(c, name, type, description=None):
+    """Write the next migration file of a type from the template, and lock it."""
+    _chainops("create", *_flags(name=name, type=type, description=description))
+
+
+@task
+def lock(c):
+    """Rewrite migrations/chain.lock from the files (after adding one by hand)."""
+    _chainops("lock")
 
 
 @task(
@@ -107,6 +135,18 @@ def verify(c, json=False, database_url=None):
 def reset_dev(c, yes=False, migrate=False):
     """Wipe the development database to a clean slate; refused in production."""
     _chainops("reset-dev", *_flags(yes=yes, migrate=migrate))
+
+
+@task(
+    help={
+        "procfile": "the processes to run, relative to the project root "
+        "(default Procfile.dev)",
+        "database_url": "overrides DATABASE_URL",
+    }
+)
+def dev(c, procfile="Procfile.dev", database_url=None):
+    """Migrate, then run Procfile.dev with honcho (explorer, watcher, your app)."""
+    _chainops("dev", *_flags(procfile=procfile, database_url=database_url))
 
 
 @task(name="start")
@@ -127,6 +167,23 @@ def db_url(c):
     _chainops("db", "url")
 
 
-migrate = Collection("migrate", apply, status, verify, baseline)
+@task(
+    help={
+        "quick": "3 measured runs per cell instead of 5, for iteration",
+        "only": "comma-separated workloads, e.g. apply,noop (default: all)",
+        "sizes": "N for apply, noop and status (default 100,1000)",
+        "output": "also write the Markdown report to this file",
+    }
+)
+def bench(c, quick=False, only=None, sizes=None, output=None):
+    """Benchmark chainops against dbmate, yoyo and psql; see docs/benchmarks.md."""
+    import shlex
+    import sys
+
+    flags = _flags(quick=quick, only=only, sizes=sizes, output=output)
+    c.run(shlex.join([sys.executable, "-m", "bench", *flags]))
+
+
+migrate = Collection("migrate", apply, status, verify, baseline, create, lock)
 db = Collection("db", reset_dev, db_start, db_stop, db_url)
-ns = Collection(migrate, db)
+ns = Collection(dev, migrate, db, bench)

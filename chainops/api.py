@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from pathlib import Path
 
-from chainops import chain, ledger, runner
+from chainops import chain, ledger, lockfile, runner
 from chainops.chain import Block, Finding
 from chainops.config import Settings, describe_database
-from chainops.errors import ConfigError, DriftError
-from chainops.files import MigrationFile, discover
+from chainops.errors import ConfigError, DriftError, MigrationFileError
+from chainops.files import MigrationFile, discover, write_template
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,14 @@ class BackedUp:
     restore: str
 
 
-Event = runner.Event | EmbeddedStarted | BackedUp
+@dataclass(frozen=True)
+class LockStale:
+    """Event: the files differ from chain.lock; outside production they apply anyway."""
+
+    findings: tuple[Finding, ...]
+
+
+Event = runner.Event | EmbeddedStarted | BackedUp | LockStale
 OnEvent = Callable[[Event], None]
 
 
@@ -120,6 +128,45 @@ def load_files(settings: Settings) -> list[MigrationFile]:
     return discover(settings.migrations_dir)
 
 
+def _read_lock(settings: Settings) -> lockfile.Lock | None:
+    """Read chain.lock from the migrations folder; None when there is none."""
+    try:
+        data = (settings.migrations_dir / lockfile.LOCK_NAME).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise MigrationFileError(
+            f"{lockfile.LOCK_NAME} cannot be read ({err.strerror}); check its "
+            "permissions"
+        ) from err
+    return lockfile.parse(data.decode("utf-8", "replace"))
+
+
+def _write_lock(settings: Settings, lock: lockfile.Lock) -> None:
+    path = settings.migrations_dir / lockfile.LOCK_NAME
+    temporary = path.with_name(f".{lockfile.LOCK_NAME}.tmp")  # hidden: never a file
+    temporary.write_text(lockfile.render(lock), encoding="utf-8", newline="\n")
+    temporary.replace(path)  # atomic: a reader sees the old lock or the new one
+
+
+def _check_lock(
+    settings: Settings, files: Sequence[MigrationFile], on_event: OnEvent | None
+) -> None:
+    """Production applies only locked files; elsewhere a stale lock is a warning."""
+    try:
+        lock = _read_lock(settings)
+    except MigrationFileError as err:
+        if settings.is_production:
+            raise
+        findings = [Finding("lock", lockfile.LOCK_NAME, str(err))]
+    else:
+        findings = lockfile.verify_files(lock, files) if lock else []
+    if findings and settings.is_production:
+        raise lockfile.mismatch(findings)
+    if findings and on_event is not None:
+        on_event(LockStale(tuple(findings)))
+
+
 def apply(
     settings: Settings,
     *,
@@ -128,12 +175,17 @@ def apply(
     dry_run: bool = False,
     backup: bool | None = None,
     on_event: OnEvent | None = None,
+    files: Sequence[MigrationFile] | None = None,
 ) -> runner.ApplyResult:
     """Verify the chain and apply every pending migration.
 
     `backup` defaults to on in production: a pg_dump before anything is applied.
+    `files` applies a snapshot the caller has read and checked (the watcher) instead
+    of the folder as it is now; chain.lock is still compared with the folder.
     """
-    files = load_files(settings)
+    found = load_files(settings)
+    _check_lock(settings, found, on_event)
+    files = found if files is None else files
     options = runner.Options(allow_out_of_order, resume, dry_run)
     with _connected(settings, "migrate", on_event) as (conn, database):
         want_backup = settings.is_production if backup is None else backup
@@ -221,24 +273,13 @@ def status(settings: Settings, on_event: OnEvent | None = None) -> StatusReport:
     with _connected(settings, "status", on_event) as (conn, _):
         state = ledger.read_state(conn, settings.ledger_schema)
     findings = runner.verify_state(state, files)
-    problems = {
-        f.path: f.kind for f in findings if f.kind in ("changed", "missing", "renamed")
-    }
+    file_state = {"changed": "changed", "missing": "missing", "renamed": "missing"}
+    problems = {f.path: file_state[f.kind] for f in findings if f.kind in file_state}
     attempts = {a.number: a for a in state.attempts}
-    entries: list[Entry] = []
-    for block in state.blocks:
-        kind = problems.get(block.path)
-        entries.append(
-            Entry(
-                block.number,
-                block.path,
-                {"changed": "changed"}.get(
-                    kind or "", "missing" if kind else "applied"
-                ),
-                block.applied_at,
-                block,
-            )
-        )
+    entries = [
+        Entry(b.number, b.path, problems.get(b.path, "applied"), b.applied_at, b)
+        for b in state.blocks
+    ]
     for file in chain.find_pending(state.blocks, files):
         attempt = attempts.get(file.number)
         if attempt is None:
@@ -268,21 +309,103 @@ class VerifyReport:
     head: str
     height: int
     files: int
+    lock_head: str | None = None  # None without a chain.lock
+    files_only: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.findings
 
 
-def verify(settings: Settings, on_event: OnEvent | None = None) -> VerifyReport:
-    """Check every applied file and every chain link without applying anything."""
+def verify(
+    settings: Settings, on_event: OnEvent | None = None, *, files_only: bool = False
+) -> VerifyReport:
+    """Check every applied file and every chain link without applying anything.
+
+    With a chain.lock, the blocks are checked against it too (in production the
+    files as well); `files_only` checks just the files against the lock, offline.
+    """
     files = load_files(settings)
+    lock = _read_lock(settings)
+    if files_only:
+        if lock is None:
+            raise ConfigError(
+                f"the migrations folder has no {lockfile.LOCK_NAME}; run "
+                "inv migrate.lock to create it, then commit it with the migrations"
+            )
+        found = lockfile.verify_files(lock, files)
+        return VerifyReport(tuple(found), chain.GENESIS, 0, len(files), lock.head, True)
     with _connected(settings, "verify", on_event) as (conn, _):
         state = ledger.read_state(conn, settings.ledger_schema)
     findings = runner.verify_state(state, files)
+    if lock is not None:
+        strict = settings.is_production
+        extra = lockfile.verify_ledger(lock, state.blocks, files, strict)
+        if strict:
+            extra = lockfile.verify_files(lock, files) + extra
+        # The lock vouches for a file that matches it: report the block, not the file.
+        vouched = {f.path for f in extra if f.kind == "tampered"}
+        findings = [
+            f for f in findings if f.kind != "changed" or f.path not in vouched
+        ] + extra
     return VerifyReport(
-        tuple(findings), chain.head_hash(state.blocks), len(state.blocks), len(files)
+        tuple(findings),
+        chain.head_hash(state.blocks),
+        len(state.blocks),
+        len(files),
+        lock.head if lock else None,
     )
+
+
+@dataclass(frozen=True)
+class Created:
+    path: Path  # the new file
+    lock_head: str
+    locked: int  # files in chain.lock
+    lock_created: bool  # there was no chain.lock: the new one locks every file
+
+
+def create(
+    settings: Settings, name: str, kind: str, description: str | None = None
+) -> Created:
+    """Write the next migration of a type from the template and add it to chain.lock.
+
+    Only the new file's entry is added: a stale lock stays stale for verify to see.
+    """
+    load_files(settings)  # refuse a broken folder before writing anything
+    before = _read_lock(settings)
+    path = write_template(
+        settings.migrations_dir, kind, name, description, datetime.now(timezone.utc)
+    )
+    files = load_files(settings)
+    rel = path.relative_to(settings.migrations_dir).as_posix()
+    new = next(f for f in files if f.path == rel)
+    lock = lockfile.build(files) if before is None else lockfile.with_file(before, new)
+    _write_lock(settings, lock)
+    return Created(path, lock.head, len(lock.entries), before is None)
+
+
+@dataclass(frozen=True)
+class LockReport:
+    head: str
+    files: int
+    previous: str  # missing, unreadable (e.g. merge conflict markers) or read
+    changes: lockfile.Changes
+
+
+def lock(settings: Settings) -> LockReport:
+    """Rewrite chain.lock from the migration files as they are now."""
+    files = load_files(settings)
+    try:
+        before = _read_lock(settings)
+    except MigrationFileError:
+        before, previous = None, "unreadable"
+    else:
+        previous = "missing" if before is None else "read"
+    new = lockfile.build(files)
+    _write_lock(settings, new)
+    changes = lockfile.compare(before or new, new)
+    return LockReport(new.head, len(new.entries), previous, changes)
 
 
 def check(settings: Settings) -> None:

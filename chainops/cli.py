@@ -110,7 +110,61 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="check files and chain without applying anything",
     )
-    verify.add_argument("--json", action="store_true", help="print a JSON document")
+    output = verify.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON document")
+    output.add_argument(
+        "--head",
+        action="store_true",
+        help="print only the verified head hash (for deploy logs)",
+    )
+    verify.add_argument(
+        "--files-only",
+        action="store_true",
+        help="check the files against chain.lock, without a database",
+    )
+
+    create = sub.add_parser(
+        "create", parents=[common], help="write the next migration from the template"
+    )
+    create.add_argument(
+        "--name", required=True, help="what it does, e.g. add-user-preferences"
+    )
+    create.add_argument(
+        "--type",
+        dest="kind",
+        required=True,
+        metavar="TYPE",
+        help="schema, functions or seed-data: the folder it goes in",
+    )
+    create.add_argument("--description", help="one line for the file's header")
+
+    sub.add_parser(
+        "lock", parents=[common], help="rewrite chain.lock from the migration files"
+    )
+
+    dev = sub.add_parser(
+        "dev",
+        parents=[common],
+        help="migrate, then run Procfile.dev with honcho until Ctrl-C",
+    )
+    dev.add_argument(
+        "--procfile",
+        default="Procfile.dev",
+        help="the processes to run, relative to the project root",
+    )
+    sub.add_parser(
+        "watch",
+        parents=[common],
+        help="apply new migration files as they are saved; warn about edited ones",
+    )
+    explorer = sub.add_parser(
+        "explorer", parents=[common], help="serve the read-only ledger explorer"
+    )
+    explorer.add_argument(
+        "--port",
+        type=int,
+        help="port on 127.0.0.1 (default: $PORT, else 8765; 0 picks a free one)",
+    )
 
     database = sub.add_parser("db", help="manage the project-local embedded PostgreSQL")
     database.add_argument("action", choices=["start", "stop", "url"])
@@ -220,13 +274,103 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from chainops import api, report
 
-    result = api.verify(_settings(args), on_event=_notice)
+    result = api.verify(_settings(args), on_event=_notice, files_only=args.files_only)
     if args.json:
         _out(report.verify_json(result))
+    elif args.head and result.ok:
+        _out(report.head_line(result))
     else:
         for line in report.verify_lines(result, report.use_colour(sys.stdout)):
             _out(line)
     return errors.EXIT_OK if result.ok else errors.DriftError.exit_code
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from chainops import api, report
+
+    created = api.create(_settings(args), args.name, args.kind, args.description)
+    _out(report.display_path(created.path, Path.cwd().resolve()))
+    if created.lock_created:
+        print(
+            f"{report.OK} wrote chain.lock, locking every migration file "
+            f"({created.locked}); commit it with the migrations",
+            file=sys.stderr,
+        )
+    return errors.EXIT_OK
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from chainops import api, report
+
+    result = api.lock(_settings(args))
+    for line in report.lock_lines(result, report.use_colour(sys.stdout)):
+        _out(line)
+    return errors.EXIT_OK
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from chainops import api, dev, report
+
+    settings = _settings(args)
+    processes = dev.read_procfile(settings, args.procfile)
+    colour = report.use_colour(sys.stdout)
+
+    def show(event: api.Event) -> None:
+        _out(report.event_line(event, colour))
+
+    database = api.resolve_database(settings, on_event=show)
+    if database.conninfo:
+        settings = replace(settings, database_url=database.conninfo)
+    try:
+        _out(report.apply_summary(api.apply(settings, on_event=show)))
+    except (
+        errors.MigrationFileError,
+        errors.MigrationFailed,
+        errors.OutOfOrder,
+    ) as err:
+        # A pending file's own problem: the watcher takes it up once it is saved.
+        for line in report.error_lines(err, report.use_colour(sys.stderr)):
+            print(redact(line, _secrets()), file=sys.stderr)
+        _out("○ starting anyway; fix the file and save it to apply it")
+    env = dev.environment(settings, database.conninfo, os.environ)
+    return dev.run(processes, env, settings.project_root)
+
+
+def _stopped() -> int:
+    return errors.EXIT_TERMINATED if _terminated else errors.EXIT_INTERRUPTED
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from chainops import watch
+
+    try:
+        with watch.Watcher(_settings(args), _out) as watcher:
+            watcher.run()
+    except KeyboardInterrupt:
+        _out("○ stopped watching")
+        return _stopped()
+    return errors.EXIT_OK
+
+
+def cmd_explorer(args: argparse.Namespace) -> int:
+    from chainops import explorer
+
+    port = args.port
+    if port is None:
+        port = explorer.parse_port(os.environ.get("PORT"))
+    try:
+        explorer.serve(
+            _settings(args),
+            port,
+            lambda url: _out(f"✓ ledger explorer on {url} (read-only)"),
+        )
+    except KeyboardInterrupt:
+        return _stopped()
+    return errors.EXIT_OK
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -252,6 +396,11 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "migrate": cmd_migrate,
     "status": cmd_status,
     "verify": cmd_verify,
+    "create": cmd_create,
+    "lock": cmd_lock,
+    "dev": cmd_dev,
+    "watch": cmd_watch,
+    "explorer": cmd_explorer,
     "db": cmd_db,
     "baseline": cmd_baseline,
     "reset-dev": cmd_reset_dev,

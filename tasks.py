@@ -35,6 +35,7 @@ def _flags(**options: object) -> list[str]:
         "resume": "continue a non-transactional migration that stopped midway",
         "lock_timeout": "seconds to wait for another run's lock (default 60)",
         "dry_run": "list what would be applied and how; change nothing",
+        "accept_drift": "record out-of-band schema changes as a block, then apply",
         "sql": "with --dry-run, print the SQL",
         "backup": "pg_dump before applying (default: on in production only)",
         "no_backup": "never back up, even in production",
@@ -47,6 +48,7 @@ def apply(
     resume=False,
     lock_timeout=None,
     dry_run=False,
+    accept_drift=False,
     sql=False,
     backup=False,
     no_backup=False,
@@ -60,6 +62,7 @@ def apply(
             resume=resume,
             lock_timeout=lock_timeout,
             dry_run=dry_run,
+            accept_drift=accept_drift,
             sql=sql,
             backup=backup,
             no_backup=no_backup,
@@ -185,5 +188,13 @@ def bench(c, quick=False, only=None, sizes=None, output=None):
 
 
 migrate = Collection("migrate", apply, status, verify, baseline, create, lock)
-db = Collection("db", reset_dev, db_start, db_stop, db_url)
+
+
+@task(name="schema")
+def db_schema(c):
+    """Write migrations/schema.sql (pg_dump --schema-only); migrate refreshes it."""
+    _chainops("db", "schema")
+
+
+db = Collection("db", reset_dev, db_start, db_stop, db_url, db_schema)
 ns = Collection(dev, migrate, db, bench)

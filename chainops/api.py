@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from chainops import chain, ledger, lockfile, runner
+from chainops import chain, drift, ledger, lockfile, runner
 from chainops.chain import Block, Finding
 from chainops.config import Settings, describe_database
 from chainops.errors import ConfigError, DriftError, MigrationFileError
@@ -41,7 +41,15 @@ class LockStale:
     findings: tuple[Finding, ...]
 
 
-Event = runner.Event | EmbeddedStarted | BackedUp | LockStale
+@dataclass(frozen=True)
+class SchemaFileWritten:
+    """Event: migrations/schema.sql was rewritten (or could not be)."""
+
+    path: str
+    error: str | None = None
+
+
+Event = runner.Event | EmbeddedStarted | BackedUp | SchemaFileWritten | LockStale
 OnEvent = Callable[[Event], None]
 
 
@@ -174,6 +182,7 @@ def apply(
     resume: bool = False,
     dry_run: bool = False,
     backup: bool | None = None,
+    accept_drift: bool = False,
     on_event: OnEvent | None = None,
     files: Sequence[MigrationFile] | None = None,
 ) -> runner.ApplyResult:
@@ -186,7 +195,7 @@ def apply(
     found = load_files(settings)
     _check_lock(settings, found, on_event)
     files = found if files is None else files
-    options = runner.Options(allow_out_of_order, resume, dry_run)
+    options = runner.Options(allow_out_of_order, resume, dry_run, accept_drift)
     with _connected(settings, "migrate", on_event) as (conn, database):
         want_backup = settings.is_production if backup is None else backup
 
@@ -194,7 +203,44 @@ def apply(
             if want_backup:
                 _backup(conn, database, settings, pending[0], on_event)
 
-        return runner.apply(conn, settings, files, options, on_event, before_apply)
+        result = runner.apply(conn, settings, files, options, on_event, before_apply)
+    schema_file = settings.migrations_dir / SCHEMA_FILE
+    if (
+        result.applied
+        and settings.environment == "development"
+        and schema_file.exists()
+    ):
+        _refresh_schema_file(settings, database, on_event)
+    return result
+
+
+SCHEMA_FILE = "schema.sql"
+
+
+def _refresh_schema_file(
+    settings: Settings, database: Database, on_event: OnEvent | None
+) -> None:
+    """Keep schema.sql beside the migrations; a failure warns, the files are applied."""
+    from chainops.errors import ChainopsError
+
+    try:
+        changed = db_schema(settings, database)
+    except ChainopsError as err:
+        if on_event is not None:
+            on_event(SchemaFileWritten(SCHEMA_FILE, str(err)))
+        return
+    if changed and on_event is not None:
+        on_event(SchemaFileWritten(SCHEMA_FILE))
+
+
+def db_schema(settings: Settings, database: Database | None = None) -> bool:
+    """Write migrations/schema.sql (pg_dump --schema-only); True if it changed."""
+    from chainops import schema_dump
+
+    target = database or resolve_database(settings)
+    return schema_dump.write_schema_file(
+        target.conninfo, settings.migrations_dir / SCHEMA_FILE, settings.ledger_schema
+    )
 
 
 def _backup(
@@ -333,11 +379,16 @@ def verify(
                 f"the migrations folder has no {lockfile.LOCK_NAME}; run "
                 "inv migrate.lock to create it, then commit it with the migrations"
             )
-        found = lockfile.verify_files(lock, files)
-        return VerifyReport(tuple(found), chain.GENESIS, 0, len(files), lock.head, True)
+        problems = lockfile.verify_files(lock, files)
+        return VerifyReport(
+            tuple(problems), chain.GENESIS, 0, len(files), lock.head, True
+        )
     with _connected(settings, "verify", on_event) as (conn, _):
         state = ledger.read_state(conn, settings.ledger_schema)
+        drifted = drift.detect(conn, settings, state.blocks)
     findings = runner.verify_state(state, files)
+    if drifted is not None:
+        findings += drifted.findings()
     if lock is not None:
         strict = settings.is_production
         extra = lockfile.verify_ledger(lock, state.blocks, files, strict)

@@ -84,6 +84,49 @@ class Applier:
         )
         return block
 
+    def record_drift(self, blocks: Sequence[Block], changes: Sequence[str]) -> Block:
+        """Append a block that makes accepted schema drift part of the audit trail."""
+        started = datetime.now(timezone.utc)
+        height = len(blocks) + 1
+        details = "\n".join(changes)
+        block = Block(
+            height=height,
+            number=-height,  # never a file's number
+            path=f"(schema drift accepted at block {height})",
+            content_hash=hashlib.sha256(details.encode("utf-8")).hexdigest(),
+            hash_algorithm=HASH_ALGORITHM,
+            applied_at=started,
+            applied_by=self.user,
+            client_host=self.host,
+            mode="drift",
+            previous_hash=chain.head_hash(blocks),
+            block_hash="",
+        )
+        block = replace(block, block_hash=chain.recompute(block))
+        row = ledger.Row(
+            number=block.number,
+            path=block.path,
+            content_hash=block.content_hash,
+            hash_algorithm=HASH_ALGORITHM,
+            started_at=started,
+            duration_ms=0,
+            mode="drift",
+            applied_by=self.user,
+            client_host=self.host,
+            version=__version__,
+        )
+        self.conn.execute(
+            ledger.write_sql(
+                self.schema,
+                row,
+                status="completed",
+                block=block,
+                outcome="drift-accepted",
+                details=details,
+            )
+        )
+        return block
+
     def _timeouts(self, file: MigrationFile, scope: str) -> str:
         directives = read_directives(file.text, file.path)
         settings = sql.SQL("; ").join(
@@ -144,10 +187,11 @@ class Applier:
         # One simple-protocol message: PostgreSQL runs it as one implicit transaction,
         # so the migration and its block commit together or not at all.
         prefix = self._timeouts(file, "LOCAL")
-        message = prefix + file.text + "\n;\n" + record.as_string(self.conn)
+        # Encoded at once: keeping the str too would hold a big file twice more.
+        message = (prefix + file.text + "\n;\n" + record.as_string(self.conn)).encode()
         t0 = time.perf_counter()
         try:
-            self.conn.execute(message.encode("utf-8"))
+            self.conn.execute(message)
         except KeyboardInterrupt:
             raise Interrupted(
                 f"interrupted while applying {file.path}; it was rolled back"

@@ -34,6 +34,12 @@ class Block:
     previous_hash: str
     block_hash: str
     duration_ms: int = 0
+    schema_hash: str | None = None  # fingerprint after this block; not hashed
+
+    @property
+    def is_drift(self) -> bool:
+        """A block that records accepted schema drift rather than a file."""
+        return self.mode == "drift"
 
     @property
     def filename(self) -> str:
@@ -149,7 +155,8 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 )
             )
         key = parse_name(*block.path.split("/", 1)) if "/" in block.path else None
-        if key is None or key[0] * 1000 + key[1] != block.number:
+        number = -block.height if block.is_drift else key and key[0] * 1000 + key[1]
+        if number != block.number:
             findings.append(
                 Finding(
                     "tampered",
@@ -180,6 +187,8 @@ def verify_files(
     by_number = {f.number: f for f in files}
     findings: list[Finding] = []
     for block in blocks:
+        if block.is_drift:
+            continue
         current = by_path.get(block.path)
         if current is None:
             other = by_number.get(block.number)
@@ -229,6 +238,8 @@ def find_out_of_order(
     """Pending files numbered below an applied file of their own folder."""
     highest: dict[int, tuple[int, str]] = {}
     for block in blocks:
+        if block.is_drift:
+            continue
         category, index = divmod(block.number, 1000)
         if index > highest.get(category, (0, ""))[0]:
             highest[category] = (index, block.path)

@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         help="how long to wait for another run's lock (default 60)",
     )
     migrate.add_argument(
+        "--accept-drift",
+        action="store_true",
+        help="record out-of-band schema changes as a drift block, then apply",
+    )
+    migrate.add_argument(
         "--dry-run",
         action="store_true",
         help="list what would be applied and how; change nothing",
@@ -166,9 +171,12 @@ def _parser() -> argparse.ArgumentParser:
         help="port on 127.0.0.1 (default: $PORT, else 8765; 0 picks a free one)",
     )
 
-    database = sub.add_parser("db", help="manage the project-local embedded PostgreSQL")
-    database.add_argument("action", choices=["start", "stop", "url"])
-    database.add_argument("--env", dest="environment", help="overrides CHAINOPS_ENV")
+    database = sub.add_parser(
+        "db",
+        parents=[common],
+        help="the embedded PostgreSQL (start, stop, url) and migrations/schema.sql",
+    )
+    database.add_argument("action", choices=["start", "stop", "url", "schema"])
     return parser
 
 
@@ -195,6 +203,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         allow_out_of_order=args.allow_out_of_order,
         resume=args.resume,
         dry_run=args.dry_run,
+        accept_drift=args.accept_drift,
         backup=args.backup,
         on_event=lambda event: _out(report.event_line(event, colour)),
     )
@@ -376,9 +385,13 @@ def cmd_explorer(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     from chainops import api
 
-    settings = load_settings(environment=args.environment)
+    settings = _settings(args)
     if args.action == "url":
         _out(api.db_url(settings))
+    elif args.action == "schema":
+        path = settings.migrations_dir / api.SCHEMA_FILE
+        changed = api.db_schema(settings)
+        _out(f"✓ {'wrote' if changed else 'unchanged:'} {path}")
     elif args.action == "start":
         database = api.db_start(settings, on_event=_notice)
         _out(

@@ -73,6 +73,10 @@ class LedgerTampered(DriftError):
     """The ledger rows no longer form a valid chain."""
 
 
+class SchemaDrift(DriftError):
+    """The live schema differs from the fingerprint the chain recorded."""
+
+
 class OutOfOrder(DriftError):
     def __init__(self, path: str, applied_path: str) -> None:
         self.path, self.applied_path = path, applied_path

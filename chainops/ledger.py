@@ -18,6 +18,7 @@ from chainops.errors import ConfigError
 TABLE = "blockchain_migrations"
 HISTORY = "blockchain_migrations_history"
 META = "blockchain_migrations_meta"
+TABLES = (TABLE, HISTORY, META)
 FORMAT_VERSION = 1
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -63,7 +64,7 @@ def _names(schema: str) -> dict[str, sql.Composable]:
 _COLUMNS = (
     "height, migration_number, path, hash, hash_algorithm, executed_at, applied_by,"
     " client_host, mode, previous_hash, block_hash, execution_time_ms, status,"
-    " error_message, statements_done, statements_total, progress_hash"
+    " error_message, statements_done, statements_total, progress_hash, schema_hash"
 )
 
 _READ = (
@@ -93,7 +94,8 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
     attempts: list[Attempt] = []
     for row in rows:
         (_, _, _, height, number, path, digest, algorithm, at, by, host, mode,
-         prev, bhash, ms, status, error, done, total, progress) = row  # fmt: skip
+         prev, bhash, ms, status, error, done, total, progress,
+         fingerprint) = row  # fmt: skip
         if number is None:
             continue
         if status == "completed":
@@ -111,6 +113,7 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
                     previous_hash=str(prev),
                     block_hash=str(bhash),
                     duration_ms=int(str(ms)),
+                    schema_hash=None if fingerprint is None else str(fingerprint),
                 )
             )
         else:
@@ -159,6 +162,9 @@ CREATE TABLE IF NOT EXISTS {ledger} (
     statements_done integer,
     statements_total integer,
     progress_hash char(64),
+    schema_hash char(64),
+    schema_snapshot bytea,
+    details text,
     CHECK ((status = 'completed') = (height IS NOT NULL AND block_hash IS NOT NULL
                                     AND previous_hash IS NOT NULL))
 );
@@ -215,9 +221,9 @@ _INSERT_ROW = (
     "INSERT INTO {ledger} (migration_number, filename, path, hash, hash_algorithm,"
     " executed_at, execution_time_ms, status, error_message, height, previous_hash,"
     " block_hash, mode, applied_by, client_host, chainops_version, statements_done,"
-    " statements_total, progress_hash) VALUES ({number}, {filename}, {path}, {hash},"
-    " {algorithm}, {at}, {ms}, {status}, {error}, {height}, {prev}, {bhash}, {mode},"
-    " {by}, {host}, {version}, {done}, {total}, {progress});"
+    " statements_total, progress_hash, details) VALUES ({number}, {filename}, {path},"
+    " {hash}, {algorithm}, {at}, {ms}, {status}, {error}, {height}, {prev}, {bhash},"
+    " {mode}, {by}, {host}, {version}, {done}, {total}, {progress}, {details});"
 )
 _INSERT_HISTORY = (
     "INSERT INTO {history} (migration_number, path, hash, started_at,"
@@ -239,6 +245,7 @@ def write_sql(
     progress_hash: str | None = None,
     history: bool = True,
     outcome: str | None = None,
+    details: str | None = None,
 ) -> sql.Composed:
     """SQL that replaces the row for `row.number` and logs the attempt.
 
@@ -268,6 +275,7 @@ def write_sql(
         "done": sql.Literal(statements_done),
         "total": sql.Literal(statements_total),
         "progress": sql.Literal(progress_hash),
+        "details": sql.Literal(details),
     }
     names = _names(schema)
     parts = [_DELETE_ATTEMPT, _INSERT_ROW] + ([_INSERT_HISTORY] if history else [])
@@ -287,6 +295,31 @@ def update_progress_sql(
         progress=sql.Literal(progress_hash),
         number=sql.Literal(number),
     )
+
+
+def record_schema(
+    conn: Conn, schema: str, height: int, schema_hash: str, snapshot: bytes
+) -> None:
+    """Store the schema fingerprint of the block at `height`, outside its hash."""
+    conn.execute(
+        sql.SQL(
+            "UPDATE {ledger} SET schema_hash = %s, schema_snapshot = %s"
+            " WHERE height = %s"
+        ).format(ledger=sql.Identifier(schema, TABLE)),
+        (schema_hash, snapshot, height),
+    )
+
+
+def read_schema_snapshot(conn: Conn, schema: str, height: int) -> bytes | None:
+    """The compressed snapshot stored with a block; read only to explain drift."""
+    row = conn.execute(
+        sql.SQL("SELECT schema_snapshot FROM {ledger} WHERE height = %s").format(
+            ledger=sql.Identifier(schema, TABLE)
+        ),
+        (height,),
+    ).fetchone()
+    blob = None if row is None else row[0]
+    return bytes(blob) if isinstance(blob, (bytes, memoryview)) else None
 
 
 def mark_environment(conn: Conn, schema: str, environment: str) -> None:

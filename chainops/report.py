@@ -53,6 +53,17 @@ def event_line(event: api.Event, colour: bool = False) -> str:
             f"{_mark(PENDING, colour)} applying {event.file.path} out of order "
             f"(below the applied {event.applied_path}), as --allow-out-of-order asks"
         )
+    if isinstance(event, runner.DriftFound):
+        verb = "recorded as accepted" if event.accepted else "applying on top of it"
+        lines = [f"{_mark(BAD, colour)} {event.drift.message()}; {verb}"]
+        lines += [f"  {change}" for change in event.drift.changes[1:]]
+        if not event.accepted:
+            lines.append("  undo it, or record it with inv migrate --accept-drift")
+        return "\n".join(lines)
+    if isinstance(event, api.SchemaFileWritten):
+        if event.error:
+            return f"{_mark(BAD, colour)} {event.path} was not refreshed: {event.error}"
+        return f"{_mark(OK, colour)} refreshed {event.path}"
     if isinstance(event, api.BackedUp):
         return (
             f"{_mark(OK, colour)} backed up to {event.path} (restore: {event.restore})"
@@ -141,8 +152,9 @@ def status_lines(report: api.StatusReport, colour: bool = False) -> list[str]:
 
 def finding_lines(findings: Sequence[object], colour: bool = False) -> list[str]:
     lines: list[str] = []
+    drift = [f for f in findings if isinstance(f, Finding) and f.kind == "schema"]
     for f in findings:
-        if not isinstance(f, Finding):
+        if not isinstance(f, Finding) or f.kind == "schema":
             continue
         if f.kind == "changed":
             lines += [
@@ -154,6 +166,15 @@ def finding_lines(findings: Sequence[object], colour: bool = False) -> list[str]
             ]
         else:
             lines.append(f"{_mark(BAD, colour)} {f.message}")
+    if drift:
+        lines += [
+            f"{_mark(BAD, colour)} Schema drift: the live schema "
+            f"({short(drift[0].current)}) differs from the head block's fingerprint "
+            f"({short(drift[0].expected)})",
+            *(f"  {f.message}" for f in drift),
+            "  Solution: undo these changes, or record them with "
+            "inv migrate --accept-drift",
+        ]
     return lines
 
 

@@ -11,10 +11,11 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from chainops import chain, db, ledger
+from chainops import chain, db, drift, ledger
 from chainops.applier import Applied, Applier
 from chainops.chain import Finding
 from chainops.config import Settings
+from chainops.drift import Drift
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
@@ -23,6 +24,7 @@ from chainops.errors import (
     OutOfOrder,
     PartiallyApplied,
     Refused,
+    SchemaDrift,
 )
 from chainops.files import MigrationFile
 
@@ -44,7 +46,15 @@ class OutOfOrderAllowed:
     applied_path: str
 
 
-Event = Applied | Waiting | OutOfOrderAllowed
+@dataclass(frozen=True)
+class DriftFound:
+    """Event: the live schema differs from the head block's fingerprint."""
+
+    drift: Drift
+    accepted: bool
+
+
+Event = Applied | Waiting | OutOfOrderAllowed | DriftFound
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class Options:
     allow_out_of_order: bool = False
     resume: bool = False
     dry_run: bool = False
+    accept_drift: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,14 +165,23 @@ def _pending(
     files: Sequence[MigrationFile],
     options: Options,
     emit: Callable[[Event], None],
+    *,
+    final: bool = True,
 ) -> tuple[list[MigrationFile], dict[int, ledger.Attempt]]:
-    """Verify, then the files to apply in order; refuses out-of-order and partial."""
+    """Verify, then the files to apply in order; refuses out-of-order and partial.
+
+    Not `final` (read without the lock): a 'running' row may be another migrator's
+    live work, so attempts are judged, and events emitted, only under the lock.
+    """
     raise_findings(verify_state(state, files))
     pending = chain.find_pending(state.blocks, files)
     for file, applied_path in chain.find_out_of_order(state.blocks, pending):
         if not options.allow_out_of_order:
             raise OutOfOrder(file.path, applied_path)
-        emit(OutOfOrderAllowed(file, applied_path))
+        if final:
+            emit(OutOfOrderAllowed(file, applied_path))
+    if not final:
+        return pending, {}
     return pending, _check_attempts(state, pending, options.resume)
 
 
@@ -193,10 +213,10 @@ def apply(
     emit = on_event or (lambda _event: None)
     schema = settings.ledger_schema
     state = ledger.read_state(conn, schema)
-    pending, _ = _pending(state, files, options, emit)
+    pending, _ = _pending(state, files, options, emit, final=options.dry_run)
     if options.dry_run:
         return _plan(state, pending)  # reads only: no lock, no ledger created
-    if not pending:
+    if not pending and not options.accept_drift:
         if state.exists and state.environment not in (
             settings.environment,
             "production",
@@ -210,20 +230,42 @@ def apply(
         # Another run may have applied files while we waited for the lock.
         state = ledger.read_state(conn, schema)
         pending, partial = _pending(state, files, options, emit)
-        if not pending:
+        if not pending and not options.accept_drift:
             return ApplyResult((), chain.head_hash(state.blocks), len(state.blocks))
-        if before_apply is not None:
-            before_apply(pending)
-        ledger.mark_environment(conn, schema, settings.environment)
         applier = _applier(conn, settings)
         blocks = list(state.blocks)
+        found = drift.detect(conn, settings, state.blocks)
+        if found is not None:
+            _handle_drift(found, settings, options, emit)
+            if options.accept_drift:
+                blocks.append(applier.record_drift(blocks, found.changes))
+        if pending and before_apply is not None:
+            before_apply(pending)
+        ledger.mark_environment(conn, schema, settings.environment)
         done: list[Applied] = []
-        for file in pending:
-            applied = applier.apply(file, blocks, partial.get(file.number))
-            blocks.append(applied.block)
-            done.append(applied)
-            emit(applied)
+        try:
+            for file in pending:
+                applied = applier.apply(file, blocks, partial.get(file.number))
+                blocks.append(applied.block)
+                done.append(applied)
+                emit(applied)
+        finally:
+            if len(blocks) > len(state.blocks) and not conn.broken:
+                drift.record(conn, settings, len(blocks))
         return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
+
+
+def _handle_drift(
+    found: Drift, settings: Settings, options: Options, emit: Callable[[Event], None]
+) -> None:
+    """Refuse to build on drift in production; elsewhere warn, or accept it."""
+    if settings.is_production and not options.accept_drift:
+        raise SchemaDrift(
+            f"{found.message()}; undo the change, or record it with "
+            "migrate --accept-drift; nothing was applied",
+            tuple(found.findings()),
+        )
+    emit(DriftFound(found, options.accept_drift))
 
 
 def baseline(
@@ -260,6 +302,7 @@ def baseline(
             blocks.append(applier.record_baseline(file, blocks))
             done.append(Applied(file, blocks[-1], 0))
             emit(done[-1])
+        drift.record(conn, settings, len(blocks))
         return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
 
 

@@ -23,6 +23,7 @@ from chainops.errors import (
     MigrationFileError,
     OutOfOrder,
     PartiallyApplied,
+    SchemaDrift,
     Refused,
 )
 
@@ -36,6 +37,7 @@ DOCUMENTED_EXIT_CODES = {
     LedgerTampered: 4,
     OutOfOrder: 4,
     PartiallyApplied: 4,
+    SchemaDrift: 4,
     DatabaseAccessError: 5,
     CannotConnect: 5,
     LockTimeout: 5,

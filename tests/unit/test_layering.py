@@ -31,6 +31,7 @@ LAYERS = [
     "ledger",
     "schema_dump",
     "applier",
+    "drift",
     "reset",
     "runner",
     "api",

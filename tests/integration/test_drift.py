@@ -1,0 +1,114 @@
+"""Drift detection wired into migrate and verify, on a real server."""
+
+from __future__ import annotations
+
+import pytest
+
+from chainops import api
+from chainops.errors import SchemaDrift
+from chainops.runner import DriftFound
+
+TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
+TABLE_B = "CREATE TABLE b (id int PRIMARY KEY);\n"
+
+
+def test_verify_names_the_change_when_table_altered_by_hand(project):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.settings)
+    assert api.verify(project.settings).ok
+    project.query("ALTER TABLE a ADD COLUMN note text")
+    report = api.verify(project.settings)
+    assert not report.ok
+    assert [f.message for f in report.findings] == [
+        "table public.a: column note text added"
+    ]
+
+
+def test_fingerprint_recorded_on_newest_block_of_each_run(project):
+    project.write({"001-schema/001-a.sql": TABLE_A, "001-schema/002-b.sql": TABLE_B})
+    api.apply(project.settings)
+    rows = project.query(
+        "SELECT height, schema_hash IS NOT NULL, schema_snapshot IS NOT NULL"
+        " FROM blockchain_migrations ORDER BY height"
+    )
+    assert rows == [(1, False, False), (2, True, True)]
+
+
+def test_migrate_warns_in_development_and_applies(project):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.settings)
+    project.query("CREATE INDEX a_by_hand ON a (id)")
+    project.write({"001-schema/002-b.sql": TABLE_B})
+    events = []
+    result = api.apply(
+        project.with_settings(environment="development"), on_event=events.append
+    )
+    assert [a.file.number for a in result.applied] == [1002]
+    found = [e for e in events if isinstance(e, DriftFound)]
+    assert len(found) == 1
+    assert found[0].drift.changes == (
+        "index public.a_by_hand added: "
+        "CREATE INDEX a_by_hand ON public.a USING btree (id)",
+    )
+    assert not found[0].accepted
+
+
+def test_migrate_refuses_drift_in_production_with_nothing_applied(project):
+    settings = project.with_settings(environment="production")
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(settings, backup=False)
+    project.query("ALTER TABLE a ADD COLUMN note text")
+    project.write({"001-schema/002-b.sql": TABLE_B})
+    with pytest.raises(SchemaDrift) as caught:
+        api.apply(settings, backup=False)
+    assert "table public.a: column note text added" in str(caught.value)
+    assert "--accept-drift" in str(caught.value)
+    assert project.query("SELECT to_regclass('b')") == [(None,)]
+
+
+def test_accepting_drift_records_a_block_and_verify_passes(project):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.settings)
+    project.query("ALTER TABLE a ADD COLUMN note text")
+    result = api.apply(project.settings, accept_drift=True)
+    assert result.applied == ()
+    assert result.height == 2
+    rows = project.query(
+        "SELECT mode, migration_number, details, applied_by FROM blockchain_migrations"
+        " WHERE height = 2"
+    )
+    assert rows == [("drift", -2, "table public.a: column note text added", "postgres")]
+    history = project.query(
+        "SELECT outcome FROM blockchain_migrations_history ORDER BY id"
+    )
+    assert history[-1] == ("drift-accepted",)
+    report = api.verify(project.settings)
+    assert report.ok, report.findings
+    project.write({"001-schema/002-b.sql": TABLE_B})
+    assert [a.file.number for a in api.apply(project.settings).applied] == [1002]
+    assert api.verify(project.settings).ok
+
+
+def test_no_false_drift_when_data_changes(project):
+    project.copy_examples()
+    api.apply(project.settings)
+    project.query(
+        "INSERT INTO users (email, display_name) VALUES ('a@example.com', 'A'); ANALYZE"
+    )
+    assert api.verify(project.settings).ok
+
+
+def test_schema_file_refreshed_after_applying_in_development(project):
+    settings = project.with_settings(environment="development")
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(settings)
+    assert not (project.migrations / "schema.sql").exists()  # opt in with db.schema
+    assert api.db_schema(settings)
+    assert "CREATE TABLE public.a" in (project.migrations / "schema.sql").read_text()
+    project.write({"001-schema/002-b.sql": TABLE_B})
+    events = []
+    api.apply(settings, on_event=events.append)
+    assert any(isinstance(e, api.SchemaFileWritten) and not e.error for e in events)
+    text = (project.migrations / "schema.sql").read_text()
+    assert "CREATE TABLE public.b" in text
+    assert "blockchain_migrations" not in text

@@ -324,37 +324,21 @@ class Applier:
                 "'-- chainops:lock-timeout=30s' in the file"
             )
         if self.conn.broken:
-            return MigrationFailed(
-                file.path,
-                message,
-                line=line,
-                column=column,
-                sqlstate=diag.sqlstate,
-                hint=hint,
-                advice="the connection was lost and the server rolled "
-                "back the open transaction; run migrate again",
-            )
-        ms = round((time.perf_counter() - t0) * 1000)
-        where = f" at line {line}" if line else ""
-        self.conn.execute(
-            ledger.write_sql(
-                self.schema,
-                self._row(file, started, mode, ms),
-                status="failed",
-                error=f"{message}{where} (SQLSTATE {diag.sqlstate})",
-                statements_done=done,
-                statements_total=total,
-                progress_hash=progress_hash(done_texts) if total else None,
-            )
-        )
-        advice = ROLLED_BACK
-        if mode != "transaction" and done:
             advice = (
-                f"statements 1-{done} are in place; fix the cause and run "
-                f"migrate --resume to continue at statement {done + 1}"
+                "the connection was lost and the server rolled back the open "
+                "transaction; run migrate again"
             )
-        elif mode != "transaction":
-            advice = "no statement is in place; fix the file and run migrate again"
+        else:
+            self._record_failure(file, started, t0, mode, message, line, diag.sqlstate,
+                                 done, total, done_texts)  # fmt: skip
+            advice = ROLLED_BACK
+            if mode != "transaction":
+                advice = (
+                    f"statements 1-{done} are in place; fix the cause and run "
+                    f"migrate --resume to continue at statement {done + 1}"
+                    if done
+                    else "no statement is in place; fix the file and run migrate again"
+                )
         return MigrationFailed(
             file.path,
             message,
@@ -363,4 +347,32 @@ class Applier:
             sqlstate=diag.sqlstate,
             hint=hint,
             advice=advice,
+        )
+
+    def _record_failure(
+        self,
+        file: MigrationFile,
+        started: datetime,
+        t0: float,
+        mode: str,
+        message: str,
+        line: int | None,
+        sqlstate: str | None,
+        done: int,
+        total: int | None,
+        done_texts: Sequence[str],
+    ) -> None:
+        """The failed attempt: a ledger row outside the chain, and a history row."""
+        ms = round((time.perf_counter() - t0) * 1000)
+        where = f" at line {line}" if line else ""
+        self.conn.execute(
+            ledger.write_sql(
+                self.schema,
+                self._row(file, started, mode, ms),
+                status="failed",
+                error=f"{message}{where} (SQLSTATE {sqlstate})",
+                statements_done=done,
+                statements_total=total,
+                progress_hash=progress_hash(done_texts) if total else None,
+            )
         )

@@ -318,6 +318,7 @@ def status(settings: Settings, on_event: OnEvent | None = None) -> StatusReport:
     files = load_files(settings)
     with _connected(settings, "status", on_event) as (conn, _):
         state = ledger.read_state(conn, settings.ledger_schema)
+    runner.refuse_old_format(state)
     findings = runner.verify_state(state, files)
     file_state = {"changed": "changed", "missing": "missing", "renamed": "missing"}
     problems = {f.path: file_state[f.kind] for f in findings if f.kind in file_state}
@@ -385,6 +386,7 @@ def verify(
         )
     with _connected(settings, "verify", on_event) as (conn, _):
         state = ledger.read_state(conn, settings.ledger_schema)
+        runner.refuse_old_format(state)
         drifted = drift.detect(conn, settings, state.blocks)
     findings = runner.verify_state(state, files)
     if drifted is not None:

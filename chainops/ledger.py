@@ -19,7 +19,7 @@ TABLE = "blockchain_migrations"
 HISTORY = "blockchain_migrations_history"
 META = "blockchain_migrations_meta"
 TABLES = (TABLE, HISTORY, META)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -46,6 +46,11 @@ class LedgerState:
     attempts: tuple[Attempt, ...] = ()
     completed_in_history: int = 0  # a deleted newest block still shows up here
     environment: str | None = None  # the marker written by the runs that migrated it
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def needs_upgrade(self) -> bool:
+        return self.exists and self.format_version < FORMAT_VERSION
 
     @property
     def head(self) -> Block | None:
@@ -85,9 +90,15 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
         return LedgerState(exists=False)
     except psycopg.errors.InvalidSchemaName:
         return LedgerState(exists=False)
-    if rows and int(str(rows[0][0])) > FORMAT_VERSION:
+    except psycopg.errors.UndefinedColumn:  # an older format: upgrade before reading
+        version = _read_version(conn, schema)
+        if version >= FORMAT_VERSION:
+            raise  # not a shape chainops ever wrote
+        return LedgerState(exists=True, format_version=version)
+    version = int(str(rows[0][0])) if rows else FORMAT_VERSION
+    if version > FORMAT_VERSION:
         raise ConfigError(
-            f"the ledger has format {rows[0][0]}, newer than this chainops understands "
+            f"the ledger has format {version}, newer than this chainops understands "
             f"({FORMAT_VERSION}); upgrade chainops"
         )
     blocks: list[Block] = []
@@ -132,11 +143,43 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
             )
     completed = int(str(rows[0][1])) if rows else 0
     environment = str(rows[0][2]) if rows and rows[0][2] is not None else None
-    return LedgerState(True, tuple(blocks), tuple(attempts), completed, environment)
+    return LedgerState(
+        True, tuple(blocks), tuple(attempts), completed, environment, version
+    )
+
+
+def _read_version(conn: Conn, schema: str) -> int:
+    row = conn.execute(
+        sql.SQL("SELECT value FROM {} WHERE key = 'format_version'").format(
+            sql.Identifier(schema, META)
+        )
+    ).fetchone()
+    return int(str(row[0])) if row else 1
+
+
+# Each entry upgrades the ledger from that format to the next; blocks are never
+# reinterpreted, only new columns are added.
+_UPGRADES = {
+    1: "ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS schema_hash char(64),"
+    " ADD COLUMN IF NOT EXISTS schema_snapshot bytea,"
+    " ADD COLUMN IF NOT EXISTS details text",
+}
+
+
+def upgrade(conn: Conn, schema: str, from_version: int) -> None:
+    """Bring an older ledger to FORMAT_VERSION (call under the advisory lock)."""
+    names = _names(schema)
+    with conn.transaction():
+        for version in range(from_version, FORMAT_VERSION):
+            conn.execute(sql.SQL(_UPGRADES[version]).format(**names))
+        conn.execute(
+            sql.SQL(
+                "UPDATE {meta} SET value = {v} WHERE key = 'format_version'"
+            ).format(v=sql.Literal(str(FORMAT_VERSION)), **names)
+        )
 
 
 _CREATE = """
-CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {meta} (
     key text PRIMARY KEY,
     value text NOT NULL
@@ -189,6 +232,11 @@ ON CONFLICT (key) DO NOTHING;
 def create(conn: Conn, schema: str) -> None:
     """Create the ledger tables (call under the advisory lock)."""
     names = _names(schema)
+    # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+    # exists, which a least-privilege migrator lacks (docs/grants.sql).
+    found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    if found.fetchone() is None:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(names["schema"]))
     query = sql.SQL(_CREATE).format(version=sql.Literal(str(FORMAT_VERSION)), **names)
     conn.execute(query)
 
@@ -301,25 +349,40 @@ def record_schema(
     conn: Conn, schema: str, height: int, schema_hash: str, snapshot: bytes
 ) -> None:
     """Store the schema fingerprint of the block at `height`, outside its hash."""
+    # Literals, not %s parameters: a '%' in the schema name would read as one.
     conn.execute(
         sql.SQL(
-            "UPDATE {ledger} SET schema_hash = %s, schema_snapshot = %s"
-            " WHERE height = %s"
-        ).format(ledger=sql.Identifier(schema, TABLE)),
-        (schema_hash, snapshot, height),
+            "UPDATE {ledger} SET schema_hash = {hash}, schema_snapshot = {snapshot}"
+            " WHERE height = {height}"
+        ).format(
+            ledger=sql.Identifier(schema, TABLE),
+            hash=sql.Literal(schema_hash),
+            snapshot=sql.Literal(snapshot),
+            height=sql.Literal(height),
+        )
     )
 
 
 def read_schema_snapshot(conn: Conn, schema: str, height: int) -> bytes | None:
     """The compressed snapshot stored with a block; read only to explain drift."""
     row = conn.execute(
-        sql.SQL("SELECT schema_snapshot FROM {ledger} WHERE height = %s").format(
-            ledger=sql.Identifier(schema, TABLE)
-        ),
-        (height,),
+        sql.SQL("SELECT schema_snapshot FROM {ledger} WHERE height = {height}").format(
+            ledger=sql.Identifier(schema, TABLE), height=sql.Literal(height)
+        )
     ).fetchone()
     blob = None if row is None else row[0]
     return bytes(blob) if isinstance(blob, (bytes, memoryview)) else None
+
+
+def read_progress(conn: Conn, schema: str, number: int) -> tuple[str, int] | None:
+    """The status and recorded statements of one migration's row, if it has one."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT status, coalesce(statements_done, 0) FROM {ledger}"
+            " WHERE migration_number = {number}"
+        ).format(ledger=sql.Identifier(schema, TABLE), number=sql.Literal(number))
+    ).fetchone()
+    return None if row is None else (str(row[0]), int(str(row[1])))
 
 
 def mark_environment(conn: Conn, schema: str, environment: str) -> None:

@@ -19,6 +19,7 @@ from chainops.drift import Drift
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
+    ConfigError,
     DriftError,
     LedgerTampered,
     OutOfOrder,
@@ -105,6 +106,15 @@ def verify_state(
     return findings
 
 
+def refuse_old_format(state: ledger.LedgerState) -> None:
+    """Reading commands never write: an older ledger is upgraded by migrate."""
+    if state.needs_upgrade:
+        raise ConfigError(
+            f"the ledger has format {state.format_version}, older than this chainops "
+            f"({ledger.FORMAT_VERSION}); run inv migrate once to upgrade it"
+        )
+
+
 def raise_findings(findings: Sequence[Finding]) -> None:
     """Raise the DriftError that names the first finding and carries them all."""
     if not findings:
@@ -146,6 +156,11 @@ def _check_attempts(
             if done
             else "no statement is in place"
         )
+        if done and done == attempt.statements_total:
+            raise PartiallyApplied(
+                f"{f.path} has all {done} statements in place but the run stopped "
+                "before recording its block; run migrate --resume to record it"
+            )
         if attempt.status == "running":
             what = (
                 f"statement {nxt} was running when the run stopped, check whether "
@@ -213,6 +228,13 @@ def apply(
     emit = on_event or (lambda _event: None)
     schema = settings.ledger_schema
     state = ledger.read_state(conn, schema)
+    if state.needs_upgrade and not options.dry_run:
+        with _Locked(conn, settings, emit):
+            state = ledger.read_state(conn, schema)
+            if state.needs_upgrade:
+                ledger.upgrade(conn, schema, state.format_version)
+        state = ledger.read_state(conn, schema)
+    refuse_old_format(state)
     pending, _ = _pending(state, files, options, emit, final=options.dry_run)
     if options.dry_run:
         return _plan(state, pending)  # reads only: no lock, no ledger created

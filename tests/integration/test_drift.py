@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chainops import api
-from chainops.errors import SchemaDrift
+from chainops.errors import ConfigError, SchemaDrift
 from chainops.runner import DriftFound
 
 TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
@@ -112,3 +112,25 @@ def test_schema_file_refreshed_after_applying_in_development(project):
     text = (project.migrations / "schema.sql").read_text()
     assert "CREATE TABLE public.b" in text
     assert "blockchain_migrations" not in text
+
+
+def test_migrate_upgrades_a_format_1_ledger_and_status_asks_for_it(project):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.settings)
+    project.query(
+        "ALTER TABLE blockchain_migrations DROP COLUMN schema_hash,"
+        " DROP COLUMN schema_snapshot, DROP COLUMN details;"
+        " UPDATE blockchain_migrations_meta SET value = '1'"
+        " WHERE key = 'format_version'"
+    )
+    with pytest.raises(ConfigError) as caught:
+        api.status(project.settings)
+    assert "run inv migrate once to upgrade it" in str(caught.value)
+    project.write({"001-schema/002-b.sql": TABLE_B})
+    result = api.apply(project.settings)
+    assert [a.file.number for a in result.applied] == [1002]
+    version = project.query(
+        "SELECT value FROM blockchain_migrations_meta WHERE key = 'format_version'"
+    )
+    assert version == [("2",)]
+    assert api.verify(project.settings).ok

@@ -427,6 +427,17 @@ def test_check_raises_when_pending_and_passes_when_applied(project):
     api.check(project.settings)
 
 
+def test_check_raises_naming_file_when_applied_file_edited(project):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.settings)
+    project.write({"001-schema/001-a.sql": TABLE_A + "-- edited\n"})
+
+    with pytest.raises(AppliedFileChanged) as caught:
+        api.check(project.settings)
+
+    assert str(caught.value).startswith("001-schema/001-a.sql was edited")
+
+
 def test_apply_refuses_production_without_database_url(project):
     settings = project.with_settings(database_url=None, environment="production")
     project.write({"001-schema/001-a.sql": TABLE_A})

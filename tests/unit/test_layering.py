@@ -36,6 +36,7 @@ LAYERS = [
     "runner",
     "api",
     "report",
+    "triage",
     "watch",
     "explorer",  # the read-only web view beside cli
     "dev",  # inv dev's honcho processes

@@ -1,0 +1,163 @@
+"""`inv dev`'s processes: read Procfile.dev and run it with honcho's Manager in this
+process, so Ctrl-C and SIGTERM reach honcho's handlers and stop every process. The
+only importer of honcho; output goes through honcho's printer (coloured on a tty).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+
+from chainops.config import Settings
+from chainops.errors import ConfigError, Refused
+
+PROCFILE = "Procfile.dev"
+BASE_PORT = 5000  # honcho's: each process gets PORT, 100 more per Procfile line
+_HANGUP = 129  # 128 + SIGHUP, as a shell reports it
+
+
+def read_procfile(settings: Settings, name: str = PROCFILE) -> dict[str, str]:
+    """The processes to run, by name, from a Procfile relative to the project root.
+
+    Refuses production, where the watcher must not apply files as they are saved.
+    """
+    if settings.is_production:
+        raise Refused(
+            "CHAINOPS_ENV is production, and inv dev is for development; apply with "
+            "inv migrate and start the app on its own"
+        )
+    path = settings.project_root / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{name} does not exist; create it with one `name: command` line per "
+            "process (for example `web: python app.py`), or pass --procfile"
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{name} cannot be read ({err}); fix the file") from err
+    from honcho.environ import PROCFILE_LINE
+
+    processes: dict[str, str] = {}
+    for line in text.splitlines():
+        match = PROCFILE_LINE.match(line)
+        if not match:
+            continue
+        if match.group(1) in processes:
+            raise ConfigError(
+                f"{name} names the process {match.group(1)!r} twice; rename one"
+            )
+        processes[match.group(1)] = match.group(2)
+    if not processes:
+        raise ConfigError(
+            f"{name} has no `name: command` line; add one per process, for example "
+            "`web: python app.py`"
+        )
+    return processes
+
+
+def environment(
+    settings: Settings, conninfo: str, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The processes' environment: `.env`, then real variables, then the database.
+
+    Every process gets the database `inv dev` migrated, so the app, the watcher and
+    the explorer never disagree, and the tools of the Python that runs chainops.
+    """
+    env: dict[str, str] = {}
+    dotenv = settings.project_root / ".env"
+    if dotenv.is_file():
+        from dotenv import dotenv_values
+
+        env.update((k, v) for k, v in dotenv_values(dotenv).items() if v is not None)
+    env.update(environ)
+    if conninfo:
+        env["DATABASE_URL"] = conninfo
+    env["CHAINOPS_MIGRATIONS_DIR"] = str(settings.migrations_dir)
+    env["CHAINOPS_LEDGER_SCHEMA"] = settings.ledger_schema
+    env["CHAINOPS_ENV"] = settings.environment
+    env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach honcho as they are printed
+    tools = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([tools, env.get("PATH", os.defpath)])
+    return env
+
+
+def run(processes: Mapping[str, str], env: Mapping[str, str], cwd: Path) -> int:
+    """Run the processes until one stops or a signal arrives; return the exit code.
+
+    The code is the first process's own when it stopped by itself, 130 after Ctrl-C,
+    143 after SIGTERM, 129 after a hang-up.
+    """
+    from honcho.environ import expand_processes
+    from honcho.manager import KILL_WAIT, Manager
+    from honcho.printer import Message, Printer
+
+    printer = Printer(sys.stdout, colour=not env.get("NO_COLOR"))
+    manager = Manager(printer)
+    for params in expand_processes(dict(processes), env=dict(env), port=BASE_PORT):
+        manager.add_process(params.name, params.cmd, env=params.env, cwd=str(cwd))
+
+    def hang_up(signum: int, frame: object) -> None:
+        if manager.returncode is None:
+            manager.returncode = _HANGUP
+        manager.terminate()
+
+    # honcho's loop handles SIGINT and SIGTERM itself and never restores them.
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    if hasattr(signal, "SIGHUP"):  # POSIX: the terminal closed
+        saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, hang_up)
+    try:
+        manager.loop()
+        # honcho waits for the shells only; a command's own process may still be
+        # shutting down (or hang), and must not outlive inv dev.
+        groups = {p["pid"]: n for n, p in manager._processes.items() if "pid" in p}
+        for group in _reap(list(groups), time.monotonic() + KILL_WAIT):
+            text = f"{groups[group]} left processes running; sent them SIGKILL\n"
+            printer.write(Message("line", text, datetime.now(), "system", None))
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    code = int(manager.returncode or 0)
+    return 128 - code if code < 0 else code  # killed by a signal: 128 + its number
+
+
+def _reap(groups: list[int], deadline: float) -> list[int]:
+    """Wait for the process groups to empty; SIGKILL those left at the deadline."""
+    while (groups := [g for g in groups if _has_members(g)]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    for group in groups:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    return groups
+
+
+def _has_members(group: int) -> bool:
+    """Whether a process group has a member that has not exited.
+
+    An exited member stays a zombie until its new parent reaps it, which PID 1 of
+    a container may never do, so Linux's process table is read for the state.
+    """
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").is_file():
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...; comm may itself hold ") ".
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError):
+            continue  # the process exited while the table was read
+        if int(pgrp) == group and state != "Z":
+            return True
+    return False

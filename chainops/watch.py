@@ -1,0 +1,302 @@
+"""Watch the migrations folder: apply new files once settled, warn about edited ones.
+
+`Settle` (which events count, when writes have settled) is pure, like the triage it
+feeds; `Watcher` wires both to a watchdog observer and applies through `api`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+from chainops import api, report
+from chainops.applier import Applied
+from chainops.config import Settings
+from chainops.errors import (
+    ChainopsError,
+    ConfigError,
+    Interrupted,
+    MigrationFailed,
+    MigrationFileError,
+    Refused,
+)
+from chainops.files import RESERVED_TOP_LEVEL, MigrationFile, is_editor_leftover
+from chainops.triage import Decider
+
+DELAY = 0.3  # seconds without a change before a file counts as complete
+HOLD = 5.0  # longest wait for a writer that keeps a changed file open
+_EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileAttribEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
+_FILE_CHANGES = {"created", "modified", "closed", "attrib", "moved", "deleted"}
+_DIR_CHANGES = {"created", "moved", "deleted"}
+
+
+@dataclass
+class Settle:
+    """Collects changes to migration files until writes have settled.
+
+    Settled means `delay` seconds without a change; a file still open after a write
+    (only inotify reports the close) holds everything for up to `hold` seconds, so a
+    writer pausing mid-file never has its half-written file applied. Writes made
+    while a new folder's watch is being set up go unreported, so a writer pausing
+    in a folder created that very moment is the one case this cannot see.
+    """
+
+    root: Path
+    delay: float = DELAY
+    hold: float = HOLD
+    tracks_close: bool = False
+    touched: set[str] = field(default_factory=set)
+    writing: set[str] = field(default_factory=set)
+    last: float | None = None
+
+    def note(self, event: FileSystemEvent, now: float) -> bool:
+        """Record an event; True if it concerns the migrations."""
+        kind = event.event_type
+        if kind not in (_DIR_CHANGES if event.is_directory else _FILE_CHANGES):
+            return False
+        # An atomic save renames a temporary file onto the target: a write to dest.
+        raw = [event.src_path, event.dest_path] if kind == "moved" else [event.src_path]
+        paths = [p for p in (self.relative(r, event.is_directory) for r in raw) if p]
+        for path in [] if event.is_directory else paths:
+            self.touched.add(path)
+            # Only a write is sure to be followed by its close: watchdog reports files
+            # found in a new folder as created, with no close to come.
+            if self.tracks_close and kind == "modified":
+                self.writing.add(path)
+            elif kind in ("closed", "moved", "deleted"):
+                self.writing.discard(path)
+        if paths:
+            self.last = now
+        return bool(paths)
+
+    def relative(self, raw: bytes | str, is_directory: bool) -> str | None:
+        """The path below the root, or None for editor leftovers and other files."""
+        try:
+            parts = Path(os.fsdecode(raw)).relative_to(self.root).parts
+        except ValueError:
+            return None
+        if not parts or any(is_editor_leftover(part) for part in parts):
+            return None
+        if not is_directory and not parts[-1].lower().endswith(".sql"):
+            return None  # swap files, backups and temporary names end otherwise
+        if len(parts) == 1 and parts[0] in RESERVED_TOP_LEVEL:
+            return None  # schema.sql, rewritten by every apply in development
+        return "/".join(parts)
+
+    def poke(self, now: float) -> None:
+        """Ask for another round once `delay` has passed, as if a file changed now."""
+        self.last = now
+
+    def due(self) -> float | None:
+        """When the pending changes count as settled; None if there are none."""
+        if self.last is None:
+            return None
+        return self.last + (self.hold if self.writing else self.delay)
+
+    def take(self) -> frozenset[str]:
+        """Hand over the files touched since the last call and start afresh."""
+        touched = frozenset(self.touched)
+        self.touched.clear()
+        self.writing.clear()
+        self.last = None
+        return touched
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, note: Callable[[FileSystemEvent], None]) -> None:
+        self._note = note
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._note(event)
+
+
+class Watcher:
+    """A watchdog observer on the migrations folder, feeding settled changes to a
+    Decider and applying on the thread that calls `run`.
+
+    Applying on that thread lets Ctrl-C interrupt and roll back an apply exactly as
+    it does for inv migrate. Use it as a context manager: leaving joins its threads.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        say: Callable[[str], None],
+        *,
+        delay: float = DELAY,
+        hold: float = HOLD,
+    ) -> None:
+        if settings.is_production:
+            raise Refused(
+                "CHAINOPS_ENV is production, and the watcher applies files as they "
+                "are saved, which is for development only; apply with inv migrate"
+            )
+        folder = settings.migrations_dir
+        if not folder.is_dir():
+            raise MigrationFileError(
+                f"migrations folder {folder} does not exist; create it or set "
+                "CHAINOPS_MIGRATIONS_DIR"
+            )
+        self._settings, self._say = settings, say
+        self._label = (
+            str(folder.relative_to(settings.project_root))
+            if folder.is_relative_to(settings.project_root)
+            else str(folder)
+        )
+        self._observer = Observer()
+        # Only inotify reports when a writer closes a file; elsewhere quiet decides.
+        tracks_close = type(self._observer).__module__ == "watchdog.observers.inotify"
+        self._settle = Settle(folder, delay, hold, tracks_close)
+        self._decider = Decider(self._label)
+        self._batches: queue.Queue[frozenset[str] | None] = queue.Queue()
+        self._changed = threading.Condition()
+        self._stopping = False
+        self._debouncer = threading.Thread(
+            target=self._debounce, name="chainops-watch-debounce", daemon=True
+        )
+
+    def __enter__(self) -> Watcher:
+        folder = self._settle.root
+        self._observer.schedule(
+            _Handler(self._note), str(folder), recursive=True, event_filter=_EVENTS
+        )
+        try:
+            self._observer.start()
+        except OSError as err:
+            raise ConfigError(
+                f"{folder} cannot be watched ({err.strerror or err}); on Linux raise "
+                "fs.inotify.max_user_watches"
+            ) from err
+        self._debouncer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._observer.stop()
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
+        self._observer.join()
+        self._debouncer.join()
+
+    def run(self) -> None:
+        """Apply what is ready now, then every settled change until `close`."""
+        self._say(f"○ watching {self._label}/ for new and edited migrations")
+        self.reconcile(frozenset())
+        while (touched := self._batches.get()) is not None:
+            self.reconcile(touched)
+
+    def close(self) -> None:
+        """Make `run` return after the change it is handling."""
+        self._batches.put(None)
+
+    def reconcile(self, touched: frozenset[str]) -> None:
+        """Compare the folder with the ledger; warn, then apply the ready files."""
+        started = time.time()
+        try:
+            files = api.load_files(self._settings)
+            status = api.status(self._settings)
+        except ChainopsError as err:
+            self._print(self._decider.error(err))
+            return
+        unsettled = self._unsettled(files, started)
+        if unsettled:
+            with self._changed:
+                self._settle.poke(time.monotonic())
+                self._changed.notify()
+        decision = self._decider.decide(status, files, touched, unsettled)
+        self._print(decision.lines)
+        if not decision.ready:
+            return
+        try:
+            # The snapshot is exactly what was checked, so a file changing meanwhile
+            # is never applied half-written; its hash is the hash of what runs.
+            api.apply(self._settings, files=decision.files, on_event=self._on_event)
+        except Interrupted:
+            raise
+        except MigrationFailed as err:
+            self._decider.failed(err.path)
+            self._say(f"✗ {err}")
+            self._say(f"○ {err.path} is applied again when you save it")
+        except ChainopsError as err:
+            self._print(self._decider.error(err))
+
+    def _unsettled(
+        self, files: Sequence[MigrationFile], started: float
+    ) -> frozenset[str]:
+        """Files still open for writing, or written within `delay` of being read.
+
+        The modification time comes from the write itself, so this also catches a
+        write whose event the observer has not delivered yet.
+        """
+        with self._changed:
+            found = set(self._settle.writing)
+        # A time in the future is a skewed clock (a copy from another machine), not
+        # a write in progress: waiting for it to pass could take forever.
+        latest = time.time() + 1.0
+        for file in files:
+            try:
+                mtime = (self._settle.root / file.path).stat().st_mtime
+            except OSError:
+                mtime = started  # gone already: the next round decides
+            if started - self._settle.delay < mtime < latest:
+                found.add(file.path)
+        return frozenset(found)
+
+    def _on_event(self, event: api.Event) -> None:
+        if isinstance(event, Applied):
+            self._decider.applied(event.file.path)
+            self._say(
+                f"✓ applied #{event.file.number} {event.file.filename} "
+                f"({event.duration_ms} ms)"
+            )
+        else:
+            self._say(report.event_line(event))
+
+    def _print(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self._say(line)
+
+    def _note(self, event: FileSystemEvent) -> None:
+        with self._changed:
+            if self._settle.note(event, time.monotonic()):
+                self._changed.notify()
+
+    def _debounce(self) -> None:
+        with self._changed:
+            while not self._stopping:
+                due = self._settle.due()
+                wait = None if due is None else due - time.monotonic()
+                if wait is None or wait > 0:
+                    self._changed.wait(wait)
+                else:
+                    self._batches.put(self._settle.take())

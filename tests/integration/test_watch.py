@@ -1,0 +1,290 @@
+"""The watcher against real files and a real database: a watchdog observer on the
+project's migrations folder, applying on its own thread as `chainops watch` does.
+
+Every wait is on a printed line with a timeout; an autouse fixture fails any test
+that leaves a thread running.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import pytest
+
+from chainops.errors import Refused
+from chainops.files import hash_text
+from chainops.watch import Watcher
+
+TIMEOUT = 20.0
+DELAY = 0.2  # shorter than the default: the tests wait for every apply
+TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
+TABLE_B = "CREATE TABLE b (id int PRIMARY KEY);\n"
+TEMPLATE = "-- Migration: b\n-- Description: later\n\n-- Your SQL here\n"
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Fail on a thread left running (as watchdog's own tests do)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"
+
+
+class Lines:
+    """What the watcher printed, with a wait for the line a test expects."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+
+    def say(self, line: str) -> None:
+        with self._changed:
+            self.lines.append(line)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[str], bool], after: int = 0) -> str:
+        """The first line from index `after` on that matches; fails after TIMEOUT."""
+        found: list[str] = []
+
+        def match() -> bool:
+            found[:] = [ln for ln in self.lines[after:] if predicate(ln)]
+            return bool(found)
+
+        with self._changed:
+            if not self._changed.wait_for(match, TIMEOUT):
+                pytest.fail(f"no expected line within {TIMEOUT} s; got {self.lines}")
+        return found[0]
+
+    def starting(self, prefix: str, after: int = 0) -> str:
+        return self.wait_for(lambda line: line.startswith(prefix), after)
+
+    def mark(self) -> int:
+        with self._changed:
+            return len(self.lines)
+
+
+@contextmanager
+def watching_lines(project) -> Iterator[Lines]:
+    """A watcher running on its own thread, as `chainops watch` runs it."""
+    lines = Lines()
+    with Watcher(project.settings, lines.say, delay=DELAY, hold=TIMEOUT) as watcher:
+        thread = threading.Thread(target=watcher.run, name="test-watcher")
+        thread.start()
+        try:
+            lines.starting("○ watching migrations/")
+            yield lines
+        finally:
+            watcher.close()
+            thread.join(TIMEOUT)
+
+
+@pytest.fixture
+def watching(project) -> Iterator[Lines]:
+    with watching_lines(project) as lines:
+        yield lines
+
+
+def blocks(project) -> list[tuple[object, ...]]:
+    return project.query(
+        "SELECT path, hash FROM blockchain_migrations WHERE status = 'completed'"
+        " ORDER BY height"
+    )
+
+
+def attempts(project, path: str) -> list[tuple[object, ...]]:
+    return project.query(
+        "SELECT outcome FROM blockchain_migrations_history WHERE path = %s ORDER BY id",
+        (path,),
+    )
+
+
+def tables(project) -> set[str]:
+    rows = project.query(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        " AND tablename NOT LIKE 'blockchain_migrations%'"
+    )
+    return {str(r[0]) for r in rows}
+
+
+def test_watch_applies_new_file_when_written(project, watching):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+
+    line = watching.starting("✓ applied #1001 001-a.sql (")
+
+    assert line.endswith(" ms)")
+    assert blocks(project) == [("001-schema/001-a.sql", hash_text(TABLE_A))]
+    assert tables(project) == {"a"}
+
+
+def test_watch_applies_pending_files_when_started(project):
+    project.write({"001-schema/001-a.sql": TABLE_A})  # written just now: it settles
+    path = project.migrations / "001-schema/002-b.sql"
+    path.write_text(TABLE_B)
+    os.utime(path, (0, 0))  # and one written long ago
+
+    with watching_lines(project) as lines:
+        lines.starting("✓ applied #1001 001-a.sql (")
+        lines.starting("✓ applied #1002 002-b.sql (")
+
+    assert tables(project) == {"a", "b"}
+
+
+def test_watch_waits_for_sql_then_applies_when_template_filled(project, watching):
+    project.write({"001-schema/001-a.sql": TEMPLATE})
+    watching.starting("○ 001-schema/001-a.sql waits for SQL")
+    assert project.query("SELECT to_regclass('blockchain_migrations')") == [(None,)]
+
+    project.write({"001-schema/001-a.sql": TEMPLATE + TABLE_A})
+
+    watching.starting("✓ applied #1001 001-a.sql (")
+    assert sum("waits for SQL" in line for line in watching.lines) == 1
+    assert blocks(project) == [("001-schema/001-a.sql", hash_text(TEMPLATE + TABLE_A))]
+
+
+def test_watch_holds_syntax_error_then_applies_when_fixed(project, watching):
+    project.write({"001-schema/001-a.sql": "CREATE TABLE a (;\n"})
+
+    line = watching.starting("✗ 001-schema/001-a.sql:1:17: syntax error")
+    assert line.endswith("; fix the SQL and save again")
+    assert project.query("SELECT to_regclass('blockchain_migrations')") == [(None,)]
+
+    project.write({"001-schema/001-a.sql": TABLE_A})
+
+    watching.starting("✓ applied #1001 001-a.sql (")
+    assert attempts(project, "001-schema/001-a.sql") == [("completed",)]
+
+
+def test_watch_warns_then_notices_restore_when_applied_file_edited(project, watching):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    watching.starting("✓ applied #1001")
+    mark = watching.mark()
+
+    project.write({"001-schema/001-a.sql": TABLE_A + "ALTER TABLE a ADD c int;\n"})
+
+    warning = watching.starting("✗ WARNING: 001-schema/001-a.sql was edited", mark)
+    assert "(block 1, applied " in warning
+    advice = "\n".join(watching.lines[mark:])
+    assert "git restore migrations/001-schema/001-a.sql" in advice
+    assert "inv migrate.create" in advice
+    mark = watching.mark()
+
+    project.write({"001-schema/001-a.sql": TABLE_A})
+
+    watching.starting("✓ 001-schema/001-a.sql is intact again", mark)
+    assert blocks(project) == [("001-schema/001-a.sql", hash_text(TABLE_A))]
+
+
+def test_watch_applies_target_when_saved_atomically(project, watching):
+    folder = project.migrations / "001-schema"
+    folder.mkdir()
+    temporary = folder / ".001-a.sql.tmp-4242"
+    temporary.write_text(TABLE_A)
+
+    os.replace(temporary, folder / "001-a.sql")
+
+    watching.starting("✓ applied #1001 001-a.sql (")
+    assert blocks(project) == [("001-schema/001-a.sql", hash_text(TABLE_A))]
+
+
+def test_watch_ignores_editor_files_when_they_look_like_sql(project, watching):
+    project.write(
+        {
+            "001-schema/.001-a.sql.swp": "CREATE TABLE swap ();\n",
+            "001-schema/001-a.sql~": "CREATE TABLE backup ();\n",
+            "001-schema/.#001-a.sql": "CREATE TABLE lock ();\n",
+            "001-schema/001-a.sql": TABLE_A,
+        }
+    )
+
+    watching.starting("✓ applied #1001 001-a.sql (")
+    assert tables(project) == {"a"}
+
+
+def test_watch_never_applies_truncated_file_when_written_in_chunks(project, watching):
+    # The folder must be watched already: writes made while a new folder's watch is
+    # being set up are not reported, and a pause after them looks like a finished file.
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    watching.starting("✓ applied #1001")
+    statements = [f"CREATE TABLE t{i} (id int);\n" for i in range(40)]
+    with (project.migrations / "001-schema/002-many.sql").open("w") as out:
+        for i, statement in enumerate(statements):
+            out.write(statement)
+            out.flush()  # every prefix on disk is a valid, complete-looking file
+            if i == len(statements) // 2:
+                # A writer pausing longer than the quiet period keeps the file open.
+                threading.Event().wait(DELAY * 3)
+
+    watching.starting("✓ applied #1002 002-many.sql (")
+    assert blocks(project)[1] == (
+        "001-schema/002-many.sql",
+        hash_text("".join(statements)),
+    )
+    assert tables(project) == {"a"} | {f"t{i}" for i in range(40)}
+
+
+def test_watch_picks_up_new_category_folder_when_created(project, watching):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    watching.starting("✓ applied #1001")
+
+    project.write(
+        {
+            "002-functions/001-f.sql": "CREATE FUNCTION f() RETURNS int "
+            "LANGUAGE sql AS 'SELECT 1';\n"
+        }
+    )
+
+    watching.starting("✓ applied #2001 001-f.sql (")
+
+
+def test_watch_retries_failed_file_only_when_saved_again(project, watching):
+    project.write({"001-schema/001-a.sql": "SELECT nosuch FROM nowhere;\n"})
+    watching.starting('✗ 001-schema/001-a.sql:1:20: relation "nowhere" does not exist')
+    mark = watching.mark()
+
+    project.write({"001-schema/002-b.sql": TABLE_B})  # another file, same folder
+    watching.starting(
+        "○ 001-schema/002-b.sql waits for 001-schema/001-a.sql, which is applied first",
+        mark,
+    )
+    assert attempts(project, "001-schema/001-a.sql") == [("failed",)]
+
+    project.write({"001-schema/001-a.sql": TABLE_A})
+
+    watching.starting("✓ applied #1001 001-a.sql (", mark)
+    watching.starting("✓ applied #1002 002-b.sql (", mark)
+    assert attempts(project, "001-schema/001-a.sql") == [("failed",), ("completed",)]
+
+
+def test_watch_warns_when_applied_file_deleted(project, watching):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    watching.starting("✓ applied #1001")
+
+    (project.migrations / "001-schema/001-a.sql").unlink()
+
+    line = watching.starting("✗ WARNING: 001-schema/001-a.sql was deleted")
+    assert "it was applied (block 1, applied" in line
+
+
+def test_watch_explains_renumbering_when_new_file_below_applied_one(project, watching):
+    project.write({"001-schema/002-b.sql": TABLE_B})
+    watching.starting("✓ applied #1002")
+
+    project.write({"001-schema/001-a.sql": TABLE_A})
+
+    line = watching.starting("✗ 001-schema/001-a.sql is numbered below the applied")
+    assert "rename it to 001-schema/003-a.sql" in line
+    assert tables(project) == {"b"}
+
+
+def test_watch_refuses_to_start_when_environment_is_production(project):
+    settings = replace(project.settings, environment="production")
+
+    with pytest.raises(Refused) as caught:
+        Watcher(settings, print)
+
+    assert str(caught.value).startswith("CHAINOPS_ENV is production")

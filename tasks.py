@@ -197,4 +197,46 @@ def db_schema(c):
 
 
 db = Collection("db", reset_dev, db_start, db_stop, db_url, db_schema)
-ns = Collection(dev, migrate, db, bench)
+
+STRESS = {"c1": 200, "c3": 50, "c4": 10, "k1": 100, "k3": 25, "k4": 50}
+EXAMPLES = {"i1": 10_000, "i2": 5_000, "i3": 5_000, "s2": 2_000}
+
+
+@task(
+    help={
+        **{k: f"{k.upper()} trials (default {v})" for k, v in STRESS.items()},
+        **{k: f"{k.upper()} examples (default {v})" for k, v in EXAMPLES.items()},
+        "seed": "replay the random seed printed by a failure",
+    }
+)
+def stress(
+    c,
+    c1=None,
+    c3=None,
+    c4=None,
+    k1=None,
+    k3=None,
+    k4=None,
+    i1=None,
+    i2=None,
+    i3=None,
+    s2=None,
+    seed=None,
+):
+    """Run tests/reliability with the full trial counts; see docs/reliability.md."""
+    import shlex
+    import sys
+
+    given = {"c1": c1, "c3": c3, "c4": c4, "k1": k1, "k3": k3, "k4": k4}
+    given |= {"i1": i1, "i2": i2, "i3": i3, "s2": s2}
+    env = {"CHAINOPS_STRESS_TRIALS": "full"}
+    for name, default in {**STRESS, **EXAMPLES}.items():
+        env[f"CHAINOPS_STRESS_{name.upper()}"] = str(given[name] or default)
+    if seed:
+        env["CHAINOPS_STRESS_SEED"] = str(seed)
+    pytest = [sys.executable, "-m", "pytest", "tests/reliability", "-q", "-rA"]
+    c.run(shlex.join([*pytest, "--durations=0"]), env=env)
+
+
+test = Collection("test", stress)
+ns = Collection(dev, migrate, db, bench, test)

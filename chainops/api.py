@@ -121,12 +121,19 @@ def db_url(settings: Settings) -> str:
 def _connected(
     settings: Settings, purpose: str, on_event: OnEvent | None
 ) -> Iterator[tuple[ledger.Conn, Database]]:
+    import psycopg
+
     from chainops import db
 
     database = resolve_database(settings, on_event)
     conn = db.connect(database.conninfo, purpose)
     try:
         yield conn, database
+    except psycopg.OperationalError as err:
+        if not conn.broken:
+            raise
+        # Lost between migrations (a failure inside one is reported by the applier).
+        raise db.connection_lost(database.description, purpose, err) from err
     finally:
         conn.close()
 

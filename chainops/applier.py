@@ -193,9 +193,7 @@ class Applier:
         try:
             self.conn.execute(message)
         except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted while applying {file.path}; it was rolled back"
-            ) from None
+            raise self._interrupted(file, transactional=True) from None
         except psycopg.Error as err:
             raise self._failed(
                 file, started, t0, err, "transaction", 0, None, -len(prefix)
@@ -248,10 +246,7 @@ class Applier:
                     )
                 except KeyboardInterrupt:
                     self._rollback_open_transaction()
-                    raise Interrupted(
-                        f"interrupted while applying {file.path}; statements "
-                        f"1-{committed} are in place, run migrate --resume to continue"
-                    ) from None
+                    raise self._interrupted(file) from None
                 except psycopg.Error as err:
                     self._rollback_open_transaction()
                     raise self._failed(
@@ -278,17 +273,51 @@ class Applier:
                 self.conn.execute("RESET lock_timeout; RESET statement_timeout")
         ms = round((time.perf_counter() - t0) * 1000)
         block = replace(self._block(file, blocks, started, mode), duration_ms=ms)
-        self.conn.execute(
-            ledger.write_sql(
-                self.schema,
-                self._row(file, started, mode, ms),
-                status="completed",
-                block=block,
-                statements_done=len(texts),
-                statements_total=len(texts),
+        try:
+            self.conn.execute(
+                ledger.write_sql(
+                    self.schema,
+                    self._row(file, started, mode, ms),
+                    status="completed",
+                    block=block,
+                    statements_done=len(texts),
+                    statements_total=len(texts),
+                )
             )
-        )
+        except KeyboardInterrupt:
+            raise self._interrupted(file) from None
         return Applied(file, block, ms)
+
+    def _interrupted(
+        self, file: MigrationFile, *, transactional: bool = False
+    ) -> Interrupted:
+        """Say what an interrupt left behind as the ledger records it.
+
+        The server may have committed just before the cancel arrived, so the ledger,
+        not the moment of the signal, tells what is in place.
+        """
+        try:
+            found = ledger.read_progress(self.conn, self.schema, file.number)
+        except (psycopg.Error, KeyboardInterrupt):
+            return Interrupted(
+                f"interrupted while applying {file.path}; the connection is gone, "
+                "run migrate.status to see whether it was applied"
+            )
+        if found is None or (transactional and found[0] != "completed"):
+            return Interrupted(
+                f"interrupted while applying {file.path}; it was rolled back"
+            )
+        status, done = found
+        if status == "completed":
+            return Interrupted(
+                f"interrupted just after {file.path} was applied; "
+                "run migrate again to apply the rest"
+            )
+        in_place = f"statements 1-{done} are" if done else "nothing is"
+        return Interrupted(
+            f"interrupted while applying {file.path}; {in_place} in place, "
+            "run migrate --resume to continue"
+        )
 
     def _rollback_open_transaction(self) -> None:
         if not self.conn.broken and self.conn.info.transaction_status != _IDLE:

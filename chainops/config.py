@@ -197,10 +197,19 @@ def validate_duration(value: str, what: str) -> str:
 
 def validate_identifier(name: str, what: str) -> None:
     """Refuse identifiers PostgreSQL would truncate or cannot store."""
-    if not name or len(name.encode("utf-8")) > _IDENTIFIER_LIMIT or "\x00" in name:
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # undecodable bytes from the command line
+        size = 0
+    if not size or size > _IDENTIFIER_LIMIT or "\x00" in name:
         raise ConfigError(
             f"{what} {name!r} is not a valid PostgreSQL identifier; "
-            f"use 1 to {_IDENTIFIER_LIMIT} bytes without NUL characters"
+            f"use 1 to {_IDENTIFIER_LIMIT} bytes of UTF-8 without NUL characters"
+        )
+    if name.startswith("pg_"):  # CREATE SCHEMA refuses it: reserved for the system
+        raise ConfigError(
+            f"{what} {name!r} starts with pg_, which PostgreSQL reserves for system "
+            "schemas; choose another name"
         )
 
 

@@ -37,7 +37,7 @@ def connect(
     """Open an autocommit connection; each migration opens its own transaction."""
     app = f"chainops {purpose} {socket.gethostname()}:{os.getpid()}"[:63]
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             conninfo,
             autocommit=True,
             application_name=app,
@@ -55,6 +55,19 @@ def connect(
             f"{_clean(err, conninfo)}; "
             "check DATABASE_URL in the environment or .env"
         ) from err
+    if conn.info.server_version >= 140000:
+        # A killed migrator's backend would otherwise run its statement to the end
+        # and hold the ledger lock meanwhile; let the server notice a vanished client.
+        conn.execute("SET client_connection_check_interval = '1s'")
+    return conn
+
+
+def connection_lost(where: str, purpose: str, err: Exception) -> CannotConnect:
+    """The error for a connection that broke mid-command, outside any migration."""
+    return CannotConnect(
+        f"the connection to {where} was lost ({_clean(err, '')}); each migration "
+        f"commits with its block, run {purpose} again to continue"
+    )
 
 
 def _clean(err: Exception, conninfo: str) -> str:

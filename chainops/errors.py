@@ -19,8 +19,12 @@ def short(digest: str | None) -> str:
 
 
 def one_line(text: str) -> str:
-    """Fold a multi-line server text into one line."""
-    return " ".join(text.split())
+    """Fold a multi-line text into one line; control characters are shown escaped.
+
+    Server messages quote the SQL they reject, which may hold terminal escapes.
+    """
+    folded = " ".join(text.split())
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in folded)
 
 
 class ChainopsError(Exception):

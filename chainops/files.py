@@ -19,8 +19,10 @@ from chainops.errors import ConfigError, MigrationFileError
 HASH_ALGORITHM = "sha256-lf"
 """SHA-256 of the UTF-8 text with a leading BOM removed and CRLF/CR turned into LF."""
 
-CATEGORY_RE = re.compile(r"^(\d{3})-([a-z0-9][a-z0-9_-]*)$")
-FILE_RE = re.compile(r"^(\d{3})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql$")
+# ASCII digits only (\d also matches other scripts' digits) and \Z, not $, which
+# would accept a trailing newline.
+CATEGORY_RE = re.compile(r"^([0-9]{3})-([a-z0-9][a-z0-9_-]*)\Z")
+FILE_RE = re.compile(r"^([0-9]{3})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
 RESERVED_TOP_LEVEL = {
     "schema.sql"
 }  # chainops' own schema dump lives beside the folders
@@ -77,9 +79,15 @@ def normalise(data: bytes, path: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+_HASH_CHUNK = 1 << 20  # characters encoded at a time: a big file is never copied whole
+
+
 def hash_text(text: str) -> str:
     """Content hash of normalised text (see HASH_ALGORITHM)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256()
+    for start in range(0, len(text), _HASH_CHUNK):
+        digest.update(text[start : start + _HASH_CHUNK].encode("utf-8"))
+    return digest.hexdigest()
 
 
 def parse_name(category: str, name: str) -> tuple[int, int] | None:
@@ -90,12 +98,21 @@ def parse_name(category: str, name: str) -> tuple[int, int] | None:
     return int(cm.group(1)), int(fm.group(1))
 
 
+def _shown(path: str) -> str:
+    """The path with control, invisible and undecodable characters escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in path)
+
+
 def _reject(path: str, why: str) -> MigrationFileError:
-    return MigrationFileError(f"{path} {why}")
+    return MigrationFileError(f"{_shown(path)} {why}")
 
 
 def _looks_like_sql(name: str) -> bool:
-    return name.lower().endswith(".sql")
+    """True for `.sql` in any case, even followed by stray spaces or control bytes."""
+    end = len(name)
+    while end and (name[end - 1].isspace() or not name[end - 1].isprintable()):
+        end -= 1
+    return name[:end].lower().endswith(".sql")
 
 
 def _holds_sql(folder: Path) -> bool:
@@ -106,7 +123,7 @@ def _holds_sql(folder: Path) -> bool:
 
 
 def _check_file_name(rel: str, name: str) -> None:
-    if not name.endswith(".sql"):
+    if name.lower().endswith(".sql") and not name.endswith(".sql"):
         raise _reject(rel, "has an upper-case extension; rename it to end in .sql")
     if not FILE_RE.match(name):
         raise _reject(
@@ -212,7 +229,8 @@ def read_migration(
             rel, f"cannot be read ({err.strerror}); check its permissions"
         ) from err
     text = normalise(data, rel)
-    if not text.strip():
+    del data  # peak memory: the bytes and the text of a big file only briefly coexist
+    if not text or text.isspace():  # strip() would copy the whole text
         raise _reject(rel, "is empty; write the migration or delete the file")
     return MigrationFile(category_index, category, index, rel, text, hash_text(text))
 

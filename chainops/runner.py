@@ -182,13 +182,19 @@ def _pending(
     emit: Callable[[Event], None],
     *,
     final: bool = True,
+    newer: frozenset[str] = frozenset(),
 ) -> tuple[list[MigrationFile], dict[int, ledger.Attempt]]:
     """Verify, then the files to apply in order; refuses out-of-order and partial.
 
     Not `final` (read without the lock): a 'running' row may be another migrator's
     live work, so attempts are judged, and events emitted, only under the lock.
+    `newer`: paths of blocks another run appended while this one waited for the lock,
+    whose files this run's list predates; they are not reported missing.
     """
-    raise_findings(verify_state(state, files))
+    findings = verify_state(state, files)
+    raise_findings(
+        [f for f in findings if not (f.kind == "missing" and f.path in newer)]
+    )
     pending = chain.find_pending(state.blocks, files)
     for file, applied_path in chain.find_out_of_order(state.blocks, pending):
         if not options.allow_out_of_order:
@@ -249,9 +255,13 @@ def apply(
     with _Locked(conn, settings, emit):
         if not state.exists:
             ledger.create(conn, schema)
-        # Another run may have applied files while we waited for the lock.
+        # Another run may have applied files while we waited for the lock, even
+        # files saved after this run read the folder (or the watcher's snapshot).
+        before = len(state.blocks)
         state = ledger.read_state(conn, schema)
-        pending, partial = _pending(state, files, options, emit)
+        known = {f.path for f in files}
+        newer = frozenset(b.path for b in state.blocks[before:] if b.path not in known)
+        pending, partial = _pending(state, files, options, emit, newer=newer)
         if not pending and not options.accept_drift:
             return ApplyResult((), chain.head_hash(state.blocks), len(state.blocks))
         applier = _applier(conn, settings)

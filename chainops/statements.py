@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pglast import ast, enums
 from pglast.parser import ParseError, parse_sql, split
 
-from chainops.errors import MigrationFileError
+from chainops.errors import MigrationFileError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +123,26 @@ def locate(text: str, offset: int) -> tuple[int, int]:
     return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
+_SCAN_CHUNK = 1 << 22  # characters; chunks end at a newline, which no match spans
+
+
 def _has_suspect(text: str) -> bool:
-    """Tell whether a large text may hold a directive, meta-command or suspect word."""
-    data = text.encode().lower()
-    if b"chainops:" in data or _BACKSLASH_LINE.search(b"\n" + data):
-        return True
-    for match in _SUSPECT_WORD.finditer(data):
-        before = data[match.start() - 1 : match.start()]
-        if not (before.isalnum() or before == b"_"):
+    """Tell whether a large text may hold a directive, meta-command or suspect word.
+
+    Scanned in chunks of whole lines, so a big file is never copied whole.
+    """
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _SCAN_CHUNK)
+        end = len(text) if end < 0 else end + 1
+        data = b"\n" + text[start:end].encode().lower()
+        start = end
+        if b"chainops:" in data or _BACKSLASH_LINE.search(data):
             return True
+        for match in _SUSPECT_WORD.finditer(data):
+            before = data[match.start() - 1 : match.start()]
+            if not (before.isalnum() or before == b"_"):
+                return True
     return False
 
 
@@ -352,7 +363,7 @@ def _explain(
             f"{where}: psql meta-command {meta.group()} is not supported; "
             f"chainops sends plain SQL to the server, so {advice}"
         )
-    message = " ".join(str(err.args[0]).split())  # the token quoted may span lines
+    message = one_line(str(err.args[0]))  # the token quoted may span lines
     if len(message) > 120:
         message = message[:117] + "..."
     return MigrationFileError(f"{where}: {message}; fix the SQL and save again")

@@ -8,11 +8,15 @@ import pytest
 
 pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.project"]
 
-_MARKERS = {"integration": "db", "e2e": "e2e", "reliability": "db"}
+_MARKERS = {
+    "integration": ("db",),
+    "e2e": ("e2e",),
+    "reliability": ("db", "reliability"),
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         folder = Path(str(item.fspath)).parent.name
-        if folder in _MARKERS:
-            item.add_marker(_MARKERS[folder])
+        for marker in _MARKERS.get(folder, ()):
+            item.add_marker(marker)

@@ -23,8 +23,8 @@ from chainops.errors import (
     MigrationFileError,
     OutOfOrder,
     PartiallyApplied,
-    SchemaDrift,
     Refused,
+    SchemaDrift,
 )
 
 # The documented table (STYLE.md section 2 and the README's exit codes).

@@ -180,11 +180,13 @@ def db_url(c):
 )
 def bench(c, quick=False, only=None, sizes=None, output=None):
     """Benchmark chainops against dbmate, yoyo and psql; see docs/benchmarks.md."""
+    import os
     import shlex
     import sys
 
     flags = _flags(quick=quick, only=only, sizes=sizes, output=output)
-    c.run(shlex.join([sys.executable, "-m", "bench", *flags]))
+    with c.cd(os.path.dirname(os.path.abspath(__file__))):  # bench/ is not installed
+        c.run(shlex.join([sys.executable, "-m", "bench", *flags]))
 
 
 migrate = Collection("migrate", apply, status, verify, baseline, create, lock)

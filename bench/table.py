@@ -46,7 +46,7 @@ def medians_table(results: Sequence[GroupResult]) -> list[str]:
                 workload,
                 row.tool,
                 fmt_ms(s.wall),
-                f"{fmt_ms(s.low)} to {fmt_ms(s.high)}",
+                f"{fmt_ms(s.low)} to {fmt_ms(s.high)}" if s.runs > 1 else "1 run",
                 _compare(result, row),
                 fmt_ms(s.cpu) if s.cpu else "",
                 fmt_mb(s.rss_kb),

@@ -41,7 +41,7 @@ class Context:
     server: Server
     peers: dict[str, Peer]
     work: Path  # scratch folder for migrations and logs
-    repeat_limit: float = 30.0  # seconds: a slower cell is measured once
+    repeat_limit: float = 20.0  # seconds: a slower cell is measured once
 
 
 def _peer_cell(

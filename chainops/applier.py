@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 Conn = ledger.Conn
 _IDLE = psycopg.pq.TransactionStatus.IDLE
+_OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 _LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -217,18 +218,21 @@ class Applier:
             )
         started = datetime.now(timezone.utc)
         mode = "no-transaction"
-        self.conn.execute(
-            ledger.write_sql(
-                self.schema,
-                self._row(file, started, mode, 0),
-                status="running",
-                statements_done=start,
-                statements_total=len(texts),
-                progress_hash=progress_hash(texts[:start]),
-                history=False,
+        try:
+            self.conn.execute(
+                ledger.write_sql(
+                    self.schema,
+                    self._row(file, started, mode, 0),
+                    status="running",
+                    statements_done=start,
+                    statements_total=len(texts),
+                    progress_hash=progress_hash(texts[:start]),
+                    history=False,
+                )
             )
-        )
-        self.conn.execute(self._timeouts(file, "SESSION").encode("utf-8"))
+            self.conn.execute(self._timeouts(file, "SESSION").encode("utf-8"))
+        except KeyboardInterrupt:
+            raise self._interrupted(file) from None
         t0 = time.perf_counter()
         committed = start
         try:
@@ -269,7 +273,7 @@ class Applier:
                     "add COMMIT at the end"
                 )
         finally:
-            if not self.conn.broken:
+            if not self.conn.broken and self.conn.info.transaction_status == _IDLE:
                 self.conn.execute("RESET lock_timeout; RESET statement_timeout")
         ms = round((time.perf_counter() - t0) * 1000)
         block = replace(self._block(file, blocks, started, mode), duration_ms=ms)
@@ -300,8 +304,8 @@ class Applier:
             found = ledger.read_progress(self.conn, self.schema, file.number)
         except (psycopg.Error, KeyboardInterrupt):
             return Interrupted(
-                f"interrupted while applying {file.path}; the connection is gone, "
-                "run migrate.status to see whether it was applied"
+                f"interrupted while applying {file.path}; what is in place could not "
+                "be read back, run migrate.status to see"
             )
         if found is None or (transactional and found[0] != "completed"):
             return Interrupted(
@@ -320,7 +324,9 @@ class Applier:
         )
 
     def _rollback_open_transaction(self) -> None:
-        if not self.conn.broken and self.conn.info.transaction_status != _IDLE:
+        # Not while a command is still in progress (an interrupt can leave one):
+        # ROLLBACK would fail and hide the interrupt; the server rolls back on close.
+        if not self.conn.broken and self.conn.info.transaction_status in _OPEN:
             self.conn.execute("ROLLBACK")
 
     def _failed(

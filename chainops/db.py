@@ -21,6 +21,7 @@ from chainops.config import describe_database, password_of, redact
 from chainops.errors import CannotConnect, LockTimeout
 
 POLL_SECONDS = 0.1
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 # Notice a dead peer in bounded time (about a minute) instead of hanging forever.
 _KEEPALIVES = {
@@ -148,7 +149,12 @@ def acquire_lock(
 
 
 def release_lock(conn: psycopg.Connection[tuple[object, ...]], key: int) -> None:
-    if not conn.closed:
+    """Release the run's lock, unless an interrupt left a command in progress.
+
+    Then the query would fail and hide the interrupt; closing the connection, as
+    every caller does next, releases the session lock anyway.
+    """
+    if not conn.closed and conn.info.transaction_status == _IDLE:
         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 

@@ -11,6 +11,8 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import psycopg
+
 from chainops import chain, db, drift, ledger
 from chainops.applier import Applied, Applier
 from chainops.chain import Finding
@@ -282,7 +284,10 @@ def apply(
                 done.append(applied)
                 emit(applied)
         finally:
-            if len(blocks) > len(state.blocks) and not conn.broken:
+            # An interrupt can leave a command in progress: then leave the
+            # connection alone, or its error would replace the real one.
+            idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if len(blocks) > len(state.blocks) and not conn.broken and idle:
                 drift.record(conn, settings, len(blocks))
         return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
 

@@ -108,12 +108,13 @@ def recover(trial: Trial, partial: list[tuple[int, int]], why: str) -> None:
     if result.code == 4 and partial:
         line = error_line(result, why)
         i, done = partial[0]
-        assert line.startswith(
-            f"✗ 001-schema/{i:03d}-m{i}.sql was applied only partly"
-        ), f"{why}: {line}"
+        path = f"✗ 001-schema/{i:03d}-m{i}.sql"
         if done == 3:
-            assert "has all 3 statements in place but the run stopped" in line, line
+            assert line.startswith(
+                f"{path} has all 3 statements in place but the run"
+            ), f"{why}: {line}"
         else:
+            assert line.startswith(f"{path} was applied only partly"), f"{why}: {line}"
             in_place = f"statements 1-{done} of 3 are in place" if done else "no stat"
             assert in_place in line, f"{why}: {line}"
             assert f"statement {done + 1} " in line, f"{why}: {line}"
@@ -284,6 +285,8 @@ def test_k3_signal_rolls_back_or_finishes_current_file(fresh, seed, signum, code
         non_tx = project(trial, rng)
         proc = trial.spawn("migrate")
         height = rng.randint(0, FILES - 3)
+        # Once chainops runs: a signal during interpreter start-up just kills it.
+        wait_for(lambda t=trial: backend_pids(t), 30, "the run to connect")
         wait_until_height(trial, height, proc)
         time.sleep(rng.uniform(0, 0.03))
         proc.send_signal(signum)
@@ -306,7 +309,7 @@ def test_k3_signal_rolls_back_or_finishes_current_file(fresh, seed, signum, code
                 path = line.split("just after ")[1].split(" was applied")[0]
                 number = 1000 + int(path.split("/")[1][:3])
                 assert rows.get(number) == "completed", f"{why}: {line}"
-            if partial:
+            if partial and "could not be read back" not in line:
                 done = partial[0][1]
                 in_place = f"statements 1-{done} are" if done else "nothing is"
                 assert f"{in_place} in place" in line, f"{why}: {line}"

@@ -284,8 +284,11 @@ def read_snapshot(
 ) -> Snapshot:
     """Describe every object outside chainops' own tables, in one catalog query.
 
-    Runs in its own transaction (a savepoint inside the caller's) with an empty
-    search_path, which makes the catalog functions qualify every name they print.
+    The query runs with an empty search_path, which makes the catalog functions
+    qualify every name they print. On an idle autocommit connection it goes in one
+    simple-protocol message whose implicit transaction ends the setting with it, so
+    an interrupt only cancels a read and leaves nothing to roll back; inside a
+    caller's transaction the caller's search_path is put back afterwards.
     It only reads, but pg_get_viewdef takes ACCESS SHARE locks on what a view reads,
     so it waits behind an ALTER TABLE in progress.
     """
@@ -294,17 +297,21 @@ def read_snapshot(
             f"the schema fingerprint needs PostgreSQL 14 or newer, the server is "
             f"{conn.info.server_version // 10000}; upgrade the server"
         )
-    query = sql.SQL(_QUERY).format(
-        ledger_schema=sql.Literal(exclude_schema),
-        ledger_tables=sql.Literal(list(exclude_tables)),
-    )
-    set_path = "SELECT pg_catalog.set_config('search_path', %s, true)"
-    with conn.transaction():
+    set_path = sql.SQL("SELECT pg_catalog.set_config('search_path', {}, true);")
+    parts = [
+        set_path.format(sql.Literal("")),
+        sql.SQL(_QUERY).format(
+            ledger_schema=sql.Literal(exclude_schema),
+            ledger_tables=sql.Literal(list(exclude_tables)),
+        ),
+    ]
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    if not (conn.autocommit and idle):
         row = conn.execute("SHOW search_path").fetchone()
-        conn.execute(set_path, ("",))
-        rows = conn.execute(query).fetchall()
-        # Inside a caller's transaction the setting would outlive the savepoint.
-        conn.execute(set_path, (str(row[0]) if row else "",))
+        parts.append(sql.SQL(";") + set_path.format(str(row[0]) if row else ""))
+    cursor = conn.execute(sql.Composed(parts))
+    cursor.nextset()
+    rows = cursor.fetchall()
     objects: dict[str, dict[str, dict[str, str]]] = {kind: {} for kind in KINDS}
     for kind, name, attributes in rows:
         objects[str(kind)][str(name)] = attributes  # type: ignore[assignment]

@@ -225,14 +225,20 @@ class Watcher:
         try:
             files = api.load_files(self._settings)
             status = api.status(self._settings)
+        except MigrationFileError as err:
+            # A file an in-place save has just created is empty or half-written:
+            # wait for the folder to settle before calling it bad.
+            if self._folder_settling(started):
+                self._poke()
+            else:
+                self._print(self._decider.error(err))
+            return
         except ChainopsError as err:
             self._print(self._decider.error(err))
             return
         unsettled = self._unsettled(files, started)
         if unsettled:
-            with self._changed:
-                self._settle.poke(time.monotonic())
-                self._changed.notify()
+            self._poke()
         decision = self._decider.decide(status, files, touched, unsettled)
         self._print(decision.lines)
         if not decision.ready:
@@ -271,6 +277,27 @@ class Watcher:
             if started - self._settle.delay < mtime < latest:
                 found.add(file.path)
         return frozenset(found)
+
+    def _folder_settling(self, started: float) -> bool:
+        """True while any SQL file in the folder is being written or just was."""
+        with self._changed:
+            if self._settle.writing or self._settle.last is not None:
+                return True
+        for path in self._settle.root.rglob("*"):
+            if not path.name.lower().endswith(".sql"):
+                continue
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                return True  # gone while listing: the folder is changing
+            if started - self._settle.delay < mtime < started + 1.0:
+                return True
+        return False
+
+    def _poke(self) -> None:
+        with self._changed:
+            self._settle.poke(time.monotonic())
+            self._changed.notify()
 
     def _on_event(self, event: api.Event) -> None:
         if isinstance(event, Applied):

@@ -364,6 +364,20 @@ def test_read_snapshot_is_the_same_when_session_search_path_differs(base):
     assert path == ("billing",)
 
 
+def test_read_snapshot_leaves_autocommit_session_search_path_and_no_transaction(base):
+    project, before = base
+    url = make_conninfo(project.db_url, options="-c search_path=billing")
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        after = schema.read_snapshot(conn, "public", LEDGER_TABLES)
+        status = conn.info.transaction_status
+        path = conn.execute("SHOW search_path").fetchone()
+
+    assert schema.fingerprint(after) == schema.fingerprint(before)
+    assert status == psycopg.pq.TransactionStatus.IDLE
+    assert path == ("billing",)
+
+
 def test_fingerprint_is_equal_when_examples_applied_to_two_fresh_databases(
     project, pg_server
 ):

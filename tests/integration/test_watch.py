@@ -146,6 +146,27 @@ def test_watch_waits_for_sql_then_applies_when_template_filled(project, watching
     assert blocks(project) == [("001-schema/001-a.sql", hash_text(TEMPLATE + TABLE_A))]
 
 
+def test_watch_waits_for_a_file_an_in_place_save_just_created_before_refusing_it(
+    project,
+):
+    # A save in place creates the file empty, then writes it. A round that reads the
+    # folder between the two must not call the file empty: once it has settled it is.
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    lines = Lines()
+    # Rounds are run here by hand, so each reads the folder exactly when meant to.
+    with Watcher(project.settings, lines.say, delay=DELAY, hold=TIMEOUT) as watcher:
+        (project.migrations / "001-schema/002-b.sql").write_bytes(b"")
+        watcher.reconcile(frozenset())
+        assert lines.lines == []
+
+        threading.Event().wait(DELAY * 3)
+        watcher.reconcile(frozenset({"001-schema/002-b.sql"}))
+
+    assert lines.lines == [
+        "✗ 001-schema/002-b.sql is empty; write the migration or delete the file"
+    ]
+
+
 def test_watch_holds_syntax_error_then_applies_when_fixed(project, watching):
     project.write({"001-schema/001-a.sql": "CREATE TABLE a (;\n"})
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from chainops import chain, drift, ledger, lockfile, runner
+from chainops import chain, ledger, lockfile, runner
 from chainops.chain import Block, Finding
 from chainops.config import Settings, describe_database
 from chainops.errors import ConfigError, DriftError, MigrationFileError
@@ -394,6 +394,8 @@ def verify(
     with _connected(settings, "verify", on_event) as (conn, _):
         state = ledger.read_state(conn, settings.ledger_schema)
         runner.refuse_old_format(state)
+        from chainops import drift
+
         drifted = drift.detect(conn, settings, state.blocks)
     findings = runner.verify_state(state, files)
     if drifted is not None:

@@ -14,9 +14,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import psycopg
-from psycopg import sql
 
-from chainops import __version__, chain, ledger
+from chainops import __version__, chain, ledger, prescan
 from chainops.chain import Block
 from chainops.errors import (
     ROLLED_BACK,
@@ -33,6 +32,7 @@ Conn = ledger.Conn
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 _OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 _LOCK_NOT_AVAILABLE = "55P03"
+_ONE_MESSAGE_LIMIT = 1 << 20  # bytes; a bigger file is sent as a message of its own
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,22 @@ def progress_hash(texts: Sequence[str]) -> str:
     return hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
 
 
-@dataclass
 class Applier:
     """Applies files on one connection on behalf of one user and host."""
 
-    conn: Conn
-    schema: str
-    user: str
-    host: str
-    lock_timeout: str
-    statement_timeout: str
+    def __init__(
+        self,
+        conn: Conn,
+        schema: str,
+        user: str,
+        host: str,
+        lock_timeout: str,
+        statement_timeout: str,
+    ) -> None:
+        self.conn, self.schema, self.user, self.host = conn, schema, user, host
+        self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
+        self._writer = ledger.Writer(conn, schema)
+        self._default_timeouts = self._timeouts(None, "LOCAL")
 
     def apply(
         self,
@@ -66,7 +72,9 @@ class Applier:
         blocks: Sequence[Block],
         attempt: ledger.Attempt | None,
     ) -> Applied:
-        from chainops import statements  # pglast is needed only when applying
+        if not prescan.needs_parse(file.data):
+            return self._apply_in_transaction(file, blocks)
+        from chainops import statements  # pglast, only for a file that needs it
 
         plan = statements.plan_migration(file.text, file.path)
         if plan.transactional:
@@ -79,9 +87,9 @@ class Applier:
         block = self._block(file, blocks, started, "baseline")
         row = self._row(file, started, "baseline", 0)
         self.conn.execute(
-            ledger.write_sql(
-                self.schema, row, status="completed", block=block, outcome="baselined"
-            )
+            self._writer.write(
+                row, status="completed", block=block, outcome="baselined"
+            ).encode()
         )
         return block
 
@@ -117,32 +125,26 @@ class Applier:
             version=__version__,
         )
         self.conn.execute(
-            ledger.write_sql(
-                self.schema,
+            self._writer.write(
                 row,
                 status="completed",
                 block=block,
                 outcome="drift-accepted",
                 details=details,
-            )
+            ).encode()
         )
         return block
 
-    def _timeouts(self, file: MigrationFile, scope: str) -> str:
-        directives = read_directives(file.text, file.path)
-        settings = sql.SQL("; ").join(
-            sql.SQL("SET {} {} = {}").format(
-                sql.SQL(scope), sql.Identifier(name), sql.Literal(value)
-            )
-            for name, value in (
-                ("lock_timeout", directives.get("lock-timeout", self.lock_timeout)),
-                (
-                    "statement_timeout",
-                    directives.get("statement-timeout", self.statement_timeout),
-                ),
-            )
+    def _timeouts(self, file: MigrationFile | None, scope: str) -> str:
+        """SET statements for the run's timeouts, or a file's own directives."""
+        directives = read_directives(file.text, file.path) if file else {}
+        lock = directives.get("lock-timeout", self.lock_timeout)
+        statement = directives.get("statement-timeout", self.statement_timeout)
+        q = self._writer.literal
+        return (
+            f"SET {scope} lock_timeout = {q(lock)}; "
+            f"SET {scope} statement_timeout = {q(statement)};\n"
         )
-        return settings.as_string(self.conn) + ";\n"
 
     def _row(
         self, file: MigrationFile, started: datetime, mode: str, ms: int | None
@@ -184,20 +186,33 @@ class Applier:
         started = datetime.now(timezone.utc)
         block = self._block(file, blocks, started, "transaction")
         row = self._row(file, started, "transaction", None)
-        record = ledger.write_sql(self.schema, row, status="completed", block=block)
-        # One simple-protocol message: PostgreSQL runs it as one implicit transaction,
-        # so the migration and its block commit together or not at all.
-        prefix = self._timeouts(file, "LOCAL")
-        # Encoded at once: keeping the str too would hold a big file twice more.
-        message = (prefix + file.text + "\n;\n" + record.as_string(self.conn)).encode()
+        record = self._writer.write(row, status="completed", block=block).encode()
+        prefix = (
+            self._timeouts(file, "LOCAL")
+            if b"chainops:" in file.data
+            else self._default_timeouts
+        ).encode()
         t0 = time.perf_counter()
         try:
-            self.conn.execute(message)
+            if len(file.data) > _ONE_MESSAGE_LIMIT:
+                # A big file travels alone: joining it to the rest would copy it.
+                base = 0
+                self.conn.execute(b"BEGIN;" + prefix)
+                self.conn.execute(file.data)
+                self.conn.execute(record + b"COMMIT;")
+            else:
+                # One simple-protocol message: PostgreSQL runs it as one implicit
+                # transaction, so the migration and its block commit together or not
+                # at all, in one round trip.
+                base = -len(prefix)
+                self.conn.execute(b"".join((prefix, file.data, b"\n;\n", record)))
         except KeyboardInterrupt:
+            self._rollback_open_transaction()
             raise self._interrupted(file, transactional=True) from None
         except psycopg.Error as err:
+            self._rollback_open_transaction()
             raise self._failed(
-                file, started, t0, err, "transaction", 0, None, -len(prefix)
+                file, started, t0, err, "transaction", 0, None, base
             ) from err
         ms = round((time.perf_counter() - t0) * 1000)
         return Applied(file, replace(block, duration_ms=ms), ms)
@@ -220,17 +235,16 @@ class Applier:
         mode = "no-transaction"
         try:
             self.conn.execute(
-                ledger.write_sql(
-                    self.schema,
+                self._writer.write(
                     self._row(file, started, mode, 0),
                     status="running",
                     statements_done=start,
                     statements_total=len(texts),
                     progress_hash=progress_hash(texts[:start]),
                     history=False,
-                )
+                ).encode()
             )
-            self.conn.execute(self._timeouts(file, "SESSION").encode("utf-8"))
+            self.conn.execute(self._timeouts(file, "SESSION").encode())
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
         t0 = time.perf_counter()
@@ -241,12 +255,9 @@ class Applier:
                     self.conn.execute(texts[i].encode("utf-8"))
                     # Inside a file's own BEGIN ... COMMIT this commits with it.
                     self.conn.execute(
-                        ledger.update_progress_sql(
-                            self.schema,
-                            file.number,
-                            i + 1,
-                            progress_hash(texts[: i + 1]),
-                        )
+                        self._writer.progress(
+                            file.number, i + 1, progress_hash(texts[: i + 1])
+                        ).encode()
                     )
                 except KeyboardInterrupt:
                     self._rollback_open_transaction()
@@ -279,14 +290,13 @@ class Applier:
         block = replace(self._block(file, blocks, started, mode), duration_ms=ms)
         try:
             self.conn.execute(
-                ledger.write_sql(
-                    self.schema,
+                self._writer.write(
                     self._row(file, started, mode, ms),
                     status="completed",
                     block=block,
                     statements_done=len(texts),
                     statements_total=len(texts),
-                )
+                ).encode()
             )
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
@@ -401,13 +411,12 @@ class Applier:
         ms = round((time.perf_counter() - t0) * 1000)
         where = f" at line {line}" if line else ""
         self.conn.execute(
-            ledger.write_sql(
-                self.schema,
+            self._writer.write(
                 self._row(file, started, mode, ms),
                 status="failed",
                 error=f"{message}{where} (SQLSTATE {sqlstate})",
                 statements_done=done,
                 statements_total=total,
                 progress_hash=progress_hash(done_texts) if total else None,
-            )
+            ).encode()
         )

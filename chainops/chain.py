@@ -59,7 +59,9 @@ class Finding:
 
 def format_time(moment: datetime) -> str:
     """Canonical UTC timestamp with microseconds, as hashed and displayed."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is None or moment.utcoffset():  # naive means local, as before
+        moment = moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def canonical_bytes(

@@ -7,6 +7,7 @@ never touches a database.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -36,8 +37,13 @@ class MigrationFile:
     category: str  # 001-schema
     index: int  # 5 for 005-user-settings.sql
     path: str  # 001-schema/005-user-settings.sql, relative to the migrations dir
-    text: str  # normalised text: the exact SQL that is applied
+    data: bytes  # normalised UTF-8 (no BOM, LF line ends): the exact SQL applied
     sha256: str
+
+    @property
+    def text(self) -> str:
+        """The SQL as text, decoded on each use, so a big file is held once."""
+        return self.data.decode("utf-8")
 
     @property
     def number(self) -> int:
@@ -62,32 +68,30 @@ def is_editor_leftover(name: str) -> bool:
     )
 
 
-def normalise(data: bytes, path: str) -> str:
-    """Decode a file and normalise line endings, refusing what is not UTF-8 text."""
+def normalise(data: bytes, path: str) -> bytes:
+    """Check that a file is UTF-8 text and return it without BOM, with LF line ends.
+
+    Raises MigrationFileError for anything else.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         hint = (
             " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
         )
-        raise MigrationFileError(
-            f"{path} is not valid UTF-8{hint} at byte {err.start}; save it as UTF-8"
+        raise _reject(
+            path, f"is not valid UTF-8{hint} at byte {err.start}; save it as UTF-8"
         ) from err
-    text = text.removeprefix("\ufeff")
-    if "\x00" in text:
-        raise MigrationFileError(f"{path} contains a NUL byte; save it as UTF-8 text")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    del text  # decoded only to check it: a big file is held once, as bytes
+    if b"\x00" in data:
+        raise _reject(path, "contains a NUL byte; save it as UTF-8 text")
+    data = data.removeprefix(_BOM)
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data
 
 
-_HASH_CHUNK = 1 << 20  # characters encoded at a time: a big file is never copied whole
-
-
-def hash_text(text: str) -> str:
-    """Content hash of normalised text (see HASH_ALGORITHM)."""
-    digest = hashlib.sha256()
-    for start in range(0, len(text), _HASH_CHUNK):
-        digest.update(text[start : start + _HASH_CHUNK].encode("utf-8"))
-    return digest.hexdigest()
+_BOM = "\ufeff".encode()
 
 
 def parse_name(category: str, name: str) -> tuple[int, int] | None:
@@ -115,11 +119,17 @@ def _looks_like_sql(name: str) -> bool:
     return name[:end].lower().endswith(".sql")
 
 
-def _holds_sql(folder: Path) -> bool:
+def _holds_sql(folder: str) -> bool:
     return any(
         _looks_like_sql(p.name) and not is_editor_leftover(p.name)
-        for p in folder.rglob("*")
+        for p in Path(folder).rglob("*")
     )
+
+
+def _entries(folder: Path | str) -> list[os.DirEntry[str]]:
+    """The folder's entries by name; scandir knows their types without a stat each."""
+    with os.scandir(folder) as found:
+        return sorted(found, key=lambda entry: entry.name)
 
 
 def _check_file_name(rel: str, name: str) -> None:
@@ -148,7 +158,7 @@ def discover(migrations_dir: Path) -> list[MigrationFile]:
         )
     found: list[MigrationFile] = []
     seen_categories: dict[int, str] = {}
-    for entry in sorted(migrations_dir.iterdir()):
+    for entry in _entries(migrations_dir):
         name = entry.name
         if is_editor_leftover(name):
             continue
@@ -167,7 +177,7 @@ def discover(migrations_dir: Path) -> list[MigrationFile]:
             continue
         match = CATEGORY_RE.match(name)
         if not match:
-            if _holds_sql(entry):
+            if _holds_sql(entry.path):
                 raise _reject(
                     f"{name}/",
                     "is not a category folder name (NNN-name, lower case); "
@@ -184,21 +194,21 @@ def discover(migrations_dir: Path) -> list[MigrationFile]:
                 "renumber one of them",
             )
         seen_categories[category_index] = name
-        found.extend(_discover_category(entry, name, category_index))
+        found.extend(_discover_category(entry.path, name, category_index))
     return found
 
 
 def _discover_category(
-    folder: Path, category: str, category_index: int
+    folder: str, category: str, category_index: int
 ) -> list[MigrationFile]:
     by_index: dict[int, MigrationFile] = {}
-    for entry in sorted(folder.iterdir()):
+    for entry in _entries(folder):
         name = entry.name
         rel = f"{category}/{name}"
         if is_editor_leftover(name):
             continue
         if entry.is_dir():
-            if _holds_sql(entry):
+            if _holds_sql(entry.path):
                 raise _reject(
                     rel + "/", "is a folder inside a category; move its files up"
                 )
@@ -214,25 +224,26 @@ def _discover_category(
                 rel,
                 f"has the same number as {by_index[index].path}; renumber one of them",
             )
-        by_index[index] = read_migration(entry, category, category_index, index)
+        by_index[index] = read_migration(entry.path, rel, category_index, index)
     return [by_index[i] for i in sorted(by_index)]
 
 
 def read_migration(
-    path: Path, category: str, category_index: int, index: int
+    path: str, rel: str, category_index: int, index: int
 ) -> MigrationFile:
-    rel = f"{category}/{path.name}"
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read()
     except OSError as err:
         raise _reject(
             rel, f"cannot be read ({err.strerror}); check its permissions"
         ) from err
-    text = normalise(data, rel)
-    del data  # peak memory: the bytes and the text of a big file only briefly coexist
-    if not text or text.isspace():  # strip() would copy the whole text
+    data = normalise(data, rel)
+    if not data or data.isspace():  # PostgreSQL's spaces are ASCII; strip() copies
         raise _reject(rel, "is empty; write the migration or delete the file")
-    return MigrationFile(category_index, category, index, rel, text, hash_text(text))
+    digest = hashlib.sha256(data).hexdigest()  # the bytes of the normalised text
+    category = rel.split("/", 1)[0]
+    return MigrationFile(category_index, category, index, rel, data, digest)
 
 
 DIRECTIVES = ("no-transaction", "lock-timeout", "statement-timeout")
@@ -245,6 +256,8 @@ _DIRECTIVE = re.compile(
 def read_directives(text: str, path: str) -> dict[str, str]:
     """Read `-- chainops:name[=value]` lines; an unknown name is refused."""
     found: dict[str, str] = {}
+    if "chainops:" not in text:  # a fast test, where the line regex reads every line
+        return found
     for match in _DIRECTIVE.finditer(text):
         name, value = match.group(1).lower(), match.group(2) or ""
         if name not in DIRECTIVES:

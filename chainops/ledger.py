@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -103,7 +104,9 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
         )
     blocks: list[Block] = []
     attempts: list[Attempt] = []
-    for row in rows:
+    # The columns' SQL types already give the Python types the records declare.
+    typed: list[tuple[Any, ...]] = rows
+    for row in typed:
         (_, _, _, height, number, path, digest, algorithm, at, by, host, mode,
          prev, bhash, ms, status, error, done, total, progress,
          fingerprint) = row  # fmt: skip
@@ -112,33 +115,33 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
         if status == "completed":
             blocks.append(
                 Block(
-                    height=int(str(height)),
-                    number=int(str(number)),
-                    path=str(path),
-                    content_hash=str(digest),
-                    hash_algorithm=str(algorithm),
-                    applied_at=at,  # type: ignore[arg-type]
-                    applied_by=str(by),
-                    client_host=str(host),
-                    mode=str(mode),
-                    previous_hash=str(prev),
-                    block_hash=str(bhash),
-                    duration_ms=int(str(ms)),
-                    schema_hash=None if fingerprint is None else str(fingerprint),
+                    height=height,
+                    number=number,
+                    path=path,
+                    content_hash=digest,
+                    hash_algorithm=algorithm,
+                    applied_at=at,
+                    applied_by=by,
+                    client_host=host,
+                    mode=mode,
+                    previous_hash=prev,
+                    block_hash=bhash,
+                    duration_ms=ms,
+                    schema_hash=fingerprint,
                 )
             )
         else:
             attempts.append(
                 Attempt(
-                    number=int(str(number)),
-                    path=str(path),
-                    content_hash=str(digest),
-                    status=str(status),
-                    error_message=None if error is None else str(error),
-                    statements_done=int(str(done or 0)),
-                    statements_total=None if total is None else int(str(total)),
-                    progress_hash=None if progress is None else str(progress),
-                    attempted_at=at,  # type: ignore[arg-type]
+                    number=number,
+                    path=path,
+                    content_hash=digest,
+                    status=status,
+                    error_message=error,
+                    statements_done=done or 0,
+                    statements_total=total,
+                    progress_hash=progress,
+                    attempted_at=at,
                 )
             )
     completed = int(str(rows[0][1])) if rows else 0
@@ -257,9 +260,9 @@ class Row:
     version: str
 
 
-# statement_timestamp() is when the message arrived: this is the migration's own time.
-_SERVER_DURATION = sql.SQL(
-    "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer"
+# The transaction began when the message arrived (or at the BEGIN before the file).
+_SERVER_DURATION = (
+    "(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::integer"
 )
 
 _DELETE_ATTEMPT = (
@@ -279,70 +282,96 @@ _INSERT_HISTORY = (
     " chainops_version) VALUES ({number}, {path}, {hash}, {at}, {ms}, {outcome},"
     " {error}, {by}, {host}, {version});"
 )
+_UPDATE_PROGRESS = (
+    "UPDATE {ledger} SET statements_done = {done}, progress_hash = {progress}"
+    " WHERE migration_number = {number} AND status = 'running';"
+)
 
 
-def write_sql(
-    schema: str,
-    row: Row,
-    *,
-    status: str,
-    block: Block | None = None,
-    error: str | None = None,
-    statements_done: int | None = None,
-    statements_total: int | None = None,
-    progress_hash: str | None = None,
-    history: bool = True,
-    outcome: str | None = None,
-    details: str | None = None,
-) -> sql.Composed:
-    """SQL that replaces the row for `row.number` and logs the attempt.
+class _Later(dict[str, str]):
+    """Leaves the value fields of a template for the second pass."""
 
-    Returned rather than executed so the caller can send it in the same message, and
-    so the same transaction, as the migration itself.
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+class Writer:
+    """Composes the ledger writes of one run: SQL text to send with a migration.
+
+    The table names are quoted once, and every value is quoted by psycopg through
+    one reused Transformer, which keeps the client's work per migration small.
     """
-    values = {
-        "number": sql.Literal(row.number),
-        "filename": sql.Literal(row.path.rsplit("/", 1)[-1]),
-        "path": sql.Literal(row.path),
-        "hash": sql.Literal(row.content_hash),
-        "algorithm": sql.Literal(row.hash_algorithm),
-        "at": sql.Literal(block.applied_at if block else row.started_at),
-        "ms": _SERVER_DURATION
-        if row.duration_ms is None
-        else sql.Literal(row.duration_ms),
-        "status": sql.Literal(status),
-        "outcome": sql.Literal(outcome or status),
-        "error": sql.Literal(error),
-        "height": sql.Literal(block.height if block else None),
-        "prev": sql.Literal(block.previous_hash if block else None),
-        "bhash": sql.Literal(block.block_hash if block else None),
-        "mode": sql.Literal(row.mode),
-        "by": sql.Literal(row.applied_by),
-        "host": sql.Literal(row.client_host),
-        "version": sql.Literal(row.version),
-        "done": sql.Literal(statements_done),
-        "total": sql.Literal(statements_total),
-        "progress": sql.Literal(progress_hash),
-        "details": sql.Literal(details),
-    }
-    names = _names(schema)
-    parts = [_DELETE_ATTEMPT, _INSERT_ROW] + ([_INSERT_HISTORY] if history else [])
-    return sql.SQL("\n").join(sql.SQL(p).format(**names, **values) for p in parts)
 
+    def __init__(self, conn: Conn, schema: str) -> None:
+        from psycopg.adapt import Transformer
 
-def update_progress_sql(
-    schema: str, number: int, done: int, progress_hash: str
-) -> sql.Composed:
-    """Record how many statements of a non-transactional migration are in place."""
-    return sql.SQL(
-        "UPDATE {ledger} SET statements_done = {done}, progress_hash = {progress}"
-        " WHERE migration_number = {number} AND status = 'running';"
-    ).format(
-        ledger=sql.Identifier(schema, TABLE),
-        done=sql.Literal(done),
-        progress=sql.Literal(progress_hash),
-        number=sql.Literal(number),
-    )
+        self._tx = Transformer(conn)
+        names = _Later(
+            (key, name.as_string(conn).replace("{", "{{").replace("}", "}}"))
+            for key, name in _names(schema).items()
+        )
+        self._delete = _DELETE_ATTEMPT.format_map(names)
+        self._insert = _INSERT_ROW.format_map(names)
+        self._history = _INSERT_HISTORY.format_map(names)
+        self._progress = _UPDATE_PROGRESS.format_map(names)
+
+    def literal(self, value: object) -> str:
+        return sql.Literal(value).as_string(self._tx)
+
+    def write(
+        self,
+        row: Row,
+        *,
+        status: str,
+        block: Block | None = None,
+        error: str | None = None,
+        statements_done: int | None = None,
+        statements_total: int | None = None,
+        progress_hash: str | None = None,
+        history: bool = True,
+        outcome: str | None = None,
+        details: str | None = None,
+    ) -> str:
+        """SQL that replaces the row for `row.number` and logs the attempt.
+
+        Returned rather than executed so the caller can send it in the same message,
+        and so the same transaction, as the migration itself. A `row.duration_ms` of
+        None is measured by the server, from the start of the transaction.
+        """
+        q = self.literal
+        values = {
+            "number": q(row.number),
+            "filename": q(row.path.rsplit("/", 1)[-1]),
+            "path": q(row.path),
+            "hash": q(row.content_hash),
+            "algorithm": q(row.hash_algorithm),
+            "at": q(block.applied_at if block else row.started_at),
+            "ms": _SERVER_DURATION if row.duration_ms is None else q(row.duration_ms),
+            "status": q(status),
+            "outcome": q(outcome or status),
+            "error": q(error),
+            "height": q(block.height if block else None),
+            "prev": q(block.previous_hash if block else None),
+            "bhash": q(block.block_hash if block else None),
+            "mode": q(row.mode),
+            "by": q(row.applied_by),
+            "host": q(row.client_host),
+            "version": q(row.version),
+            "done": q(statements_done),
+            "total": q(statements_total),
+            "progress": q(progress_hash),
+            "details": q(details),
+        }
+        parts = [self._delete, self._insert] + ([self._history] if history else [])
+        return "\n".join(part.format_map(values) for part in parts)
+
+    def progress(self, number: int, done: int, progress_hash: str) -> str:
+        """Record how many statements of a non-transactional migration are in place."""
+        return self._progress.format(
+            number=self.literal(number),
+            done=self.literal(done),
+            progress=self.literal(progress_hash),
+        )
 
 
 def record_schema(

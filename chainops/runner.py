@@ -10,14 +10,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from chainops import chain, db, drift, ledger
+from chainops import chain, db, ledger
 from chainops.applier import Applied, Applier
 from chainops.chain import Finding
 from chainops.config import Settings
-from chainops.drift import Drift
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
@@ -30,6 +30,9 @@ from chainops.errors import (
     SchemaDrift,
 )
 from chainops.files import MigrationFile
+
+if TYPE_CHECKING:
+    from chainops.drift import Drift
 
 Conn = ledger.Conn
 
@@ -254,6 +257,8 @@ def apply(
             ledger.mark_environment(conn, schema, settings.environment)
         return ApplyResult((), chain.head_hash(state.blocks), len(state.blocks))
 
+    from chainops import drift  # the schema catalog code, only when applying
+
     with _Locked(conn, settings, emit):
         if not state.exists:
             ledger.create(conn, schema)
@@ -323,6 +328,8 @@ def baseline(
             f"no migration is numbered #{through} or below; "
             "pass --through with the number of the last migration already in place"
         )
+    from chainops import drift
+
     with _Locked(conn, settings, emit):
         ledger.create(conn, settings.ledger_schema)
         state = ledger.read_state(conn, settings.ledger_schema)

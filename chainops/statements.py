@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pglast import ast, enums
 from pglast.parser import ParseError, parse_sql, split
 
+from chainops import prescan
 from chainops.errors import MigrationFileError, one_line
 
 log = logging.getLogger(__name__)
@@ -19,15 +20,6 @@ log = logging.getLogger(__name__)
 PARSE_LIMIT = 1 << 20
 """Texts longer than this many characters are parsed only if the prefilter matches."""
 
-# A superset of the words that can start or mark a statement that must not run in one
-# transaction, matched in lower-cased UTF-8; a false match only costs a full parse.
-# One plain alternation (no flags, anchors or lookbehind) keeps re's fast scan.
-_SUSPECT_WORD = re.compile(
-    rb"(?:concurrently|vacuum|database|tablespace|system|cluster|subscription"
-    rb"|reindex|discard|begin|start|commit|end|rollback|abort|savepoint|release"
-    rb"|prepare|stdin|stdout)(?!\w)"
-)
-_BACKSLASH_LINE = re.compile(rb"\n[ \t]*\\")
 _DIRECTIVE = re.compile(
     r"^[ \t]*--[ \t]*chainops:[ \t]*no-transaction[ \t]*$", re.IGNORECASE | re.MULTILINE
 )
@@ -90,10 +82,10 @@ class EmptyMigration(MigrationFileError):  # noqa: N818 - leaves name the condit
 def plan_migration(text: str, path: str) -> Plan:
     """Decide whether `text` can be sent as one message inside one transaction.
 
-    A large file is parsed only if a cheap prefilter finds a word that could make it
+    A large file is parsed only if `prescan` finds something that could make it
     non-transactional: sending it as it is needs no split.
     """
-    if len(text) > PARSE_LIMIT and not _has_suspect(text):
+    if len(text) > PARSE_LIMIT and not prescan.needs_parse(text.encode()):
         log.debug("%s: %d characters, nothing to split; not parsed", path, len(text))
         return Plan(transactional=True, reason=None, statements=())
     classified = _classify_all(text, path)
@@ -121,29 +113,6 @@ def locate(text: str, offset: int) -> tuple[int, int]:
     offset = max(0, min(offset, len(text)))
     line_start = text.rfind("\n", 0, offset) + 1
     return text.count("\n", 0, offset) + 1, offset - line_start + 1
-
-
-_SCAN_CHUNK = 1 << 22  # characters; chunks end at a newline, which no match spans
-
-
-def _has_suspect(text: str) -> bool:
-    """Tell whether a large text may hold a directive, meta-command or suspect word.
-
-    Scanned in chunks of whole lines, so a big file is never copied whole.
-    """
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start + _SCAN_CHUNK)
-        end = len(text) if end < 0 else end + 1
-        data = b"\n" + text[start:end].encode().lower()
-        start = end
-        if b"chainops:" in data or _BACKSLASH_LINE.search(data):
-            return True
-        for match in _SUSPECT_WORD.finditer(data):
-            before = data[match.start() - 1 : match.start()]
-            if not (before.isalnum() or before == b"_"):
-                return True
-    return False
 
 
 def _classify_all(text: str, path: str) -> list[tuple[Statement, str | None]]:

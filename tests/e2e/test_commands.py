@@ -180,6 +180,8 @@ def test_two_concurrent_migrate_processes_apply_each_file_once(project):
     assert rows == [(20, 20)]
     assert project.query(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        " AND database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database())"
     ) == [(0,)]
 
 

@@ -16,8 +16,8 @@ from dataclasses import replace
 import pytest
 
 from chainops.errors import Refused
-from chainops.files import hash_text
 from chainops.watch import Watcher
+from tests.fixtures.hashing import hash_text
 
 TIMEOUT = 20.0
 DELAY = 0.2  # shorter than the default: the tests wait for every apply

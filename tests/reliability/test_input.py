@@ -6,6 +6,7 @@ not a `.sql` file), or refused with one line before the database is touched.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -362,7 +363,7 @@ LINES = st.lists(
 
 
 def content_hash(data: bytes) -> str:
-    return files.hash_text(files.normalise(data, "x.sql"))
+    return hashlib.sha256(files.normalise(data, "x.sql")).hexdigest()
 
 
 @settings(max_examples=trials("i3", ci=300, stress=5_000), deadline=None, database=None)

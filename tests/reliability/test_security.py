@@ -484,7 +484,7 @@ def test_s3_every_ledger_mutation_is_detected_by_verify(fresh):
 
 
 def test_s3_consistent_whole_chain_rewrite_is_caught_by_the_chain_lock(fresh):
-    from chainops.files import hash_text
+    from tests.fixtures.hashing import hash_text
 
     trial = applied_trial(fresh)
     lock = (trial.migrations / "chain.lock").read_text()

@@ -20,6 +20,7 @@ LAYERS = [
     "errors",
     "config",
     "files",
+    "prescan",
     "statements",
     "chain",
     "lockfile",

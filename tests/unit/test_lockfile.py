@@ -30,7 +30,7 @@ def migration(path: str, text: str | None = None) -> MigrationFile:
     category, name = path.split("/")
     text = TEXTS.get(path, "SELECT 2;\n") if text is None else text
     return MigrationFile(
-        int(category[:3]), category, int(name[:3]), path, text, sha256(text)
+        int(category[:3]), category, int(name[:3]), path, text.encode(), sha256(text)
     )
 
 

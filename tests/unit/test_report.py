@@ -347,7 +347,7 @@ def test_verify_json_parses_with_ok_false_when_there_are_findings():
 def _migration(path: str) -> MigrationFile:
     category, name = path.split("/")
     return MigrationFile(
-        int(category[:3]), category, int(name[:3]), path, "SELECT 1;\n", sha256(path)
+        int(category[:3]), category, int(name[:3]), path, b"SELECT 1;\n", sha256(path)
     )
 
 

@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 
 from chainops.api import Entry, StatusReport
 from chainops.chain import GENESIS, Block, Finding
-from chainops.files import MigrationFile, hash_text
+from chainops.files import MigrationFile
 from chainops.triage import Decider
+from tests.fixtures.hashing import hash_text
 
 APPLIED_AT = datetime(2025, 9, 21, 10, 0, tzinfo=timezone.utc)
 
@@ -20,7 +21,7 @@ CREATE_A = "CREATE TABLE a ();\n"
 def migration(path: str, text: str = CREATE_A) -> MigrationFile:
     category, name = path.split("/")
     return MigrationFile(
-        int(category[:3]), category, int(name[:3]), path, text, hash_text(text)
+        int(category[:3]), category, int(name[:3]), path, text.encode(), hash_text(text)
     )
 
 

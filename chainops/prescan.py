@@ -1,0 +1,57 @@
+"""Tell, without parsing, whether a migration can be sent to the server as it is.
+
+Parsing costs pglast's import once and time for every file, a lot of it for a large
+seed file, and almost every migration is plain SQL that runs in one transaction. This
+scan is a cheap superset test: it flags every file that could hold a statement that
+must run outside a transaction, a transaction command, COPY with STDIN or STDOUT, a
+psql meta-command, a `chainops:` directive, or no SQL at all. A flagged file is
+parsed; a false flag costs only that parse. Works on the file's bytes, never copied.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Statements begin at the start of the file or after a ';' (a ';' inside a literal
+# only adds a place to look). Between them: spaces, empty statements, comments.
+_GAP = rb"(?:[ \t\n\r\f\v;]+|--[^\n]*|/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/)*"
+_START = re.compile(rb"(?:\A|;)" + _GAP + rb"([A-Za-z]*)")
+# First words of statements that manage the transaction or must run outside one.
+_ALONE = frozenset(
+    b"vacuum reindex cluster discard begin start commit end rollback abort savepoint"
+    b" release prepare".split()
+)
+# First words whose statement is special only with one of the qualifier words.
+_QUALIFIED = frozenset(b"create drop alter copy".split())
+_QUALIFIER = re.compile(
+    rb"(?<![\w$])(?:concurrently|database|tablespace|system|subscription|stdin|stdout)"
+    rb"(?![\w$])",
+    re.IGNORECASE,
+)
+# What could hide a ';' that is not the statement's end.
+_QUOTING = re.compile(rb"['\"$\\]|--|/\*")
+_META_COMMAND = re.compile(rb"(?:\A|\n)[ \t]*\\")
+
+
+def needs_parse(data: bytes) -> bool:
+    """False only for SQL that can run as one message inside one transaction."""
+    if b"chainops:" in data or _META_COMMAND.search(data):
+        return True
+    for match in _START.finditer(data):
+        word = match.group(1).lower()
+        if not word:
+            # End of file, data or a quote after a ';', or a comment the gap pattern
+            # cannot skip (a nested one): only the last is a reason to parse.
+            if data.startswith(b"/*", match.end()):
+                return True
+            if match.end() == len(data) and match.start() == 0:
+                return True  # nothing but comments: the parser says it is empty
+            continue
+        if word in _ALONE:
+            return True
+        if word in _QUALIFIED:
+            end = data.find(b";", match.end())
+            statement = data[match.end() : None if end < 0 else end]
+            if _QUOTING.search(statement) or _QUALIFIER.search(statement):
+                return True
+    return False

@@ -1,0 +1,131 @@
+"""Unit tests for chainops.prescan: which files may skip the parser.
+
+The promise is a superset: whatever the parser would run outside a transaction,
+refuse, or call empty, the scan flags. The property test checks it against the
+parser itself on files built from awkward pieces.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chainops.errors import MigrationFileError
+from chainops.prescan import needs_parse
+from chainops.statements import plan_migration
+
+# Statements the parser runs outside a transaction, or refuses, or that control it.
+SPECIAL = [
+    "CREATE INDEX CONCURRENTLY i ON t (a);",
+    "create unique index concurrently if not exists i on t (a);",
+    "DROP INDEX CONCURRENTLY i;",
+    "REINDEX TABLE CONCURRENTLY t;",
+    "REINDEX SCHEMA public;",
+    "VACUUM t;",
+    "Vacuum (analyze) t;",
+    "CLUSTER;",
+    "ALTER DATABASE d SET TABLESPACE s;",
+    "CREATE SUBSCRIPTION s CONNECTION 'dbname=x' PUBLICATION p;",
+    "ALTER SUBSCRIPTION s REFRESH PUBLICATION;",
+    "DROP SUBSCRIPTION s;",
+    "ALTER TABLE t DETACH PARTITION p CONCURRENTLY;",
+    "DISCARD ALL;",
+    "CREATE DATABASE d;",
+    "DROP DATABASE d;",
+    "CREATE TABLESPACE s LOCATION '/x';",
+    "ALTER SYSTEM SET work_mem = '1MB';",
+    "BEGIN;",
+    "START TRANSACTION;",
+    "COMMIT;",
+    "END;",
+    "ROLLBACK;",
+    "ABORT;",
+    "SAVEPOINT a;",
+    "RELEASE a;",
+    "PREPARE TRANSACTION 'x';",
+    "COPY t FROM STDIN;",
+    "COPY t (a) TO stdout;",
+]
+
+PLAIN = [
+    "CREATE TABLE t_1 (id int primary key, v text);\n"
+    "INSERT INTO t_1 VALUES (1, 'x');\n",
+    "CREATE TABLE seed (id int, v text);\n"
+    + "INSERT INTO seed VALUES\n(1, 'seed value 1'),\n(2, 'a; b');\n" * 3,
+    "CREATE TABLE my_database (system_id int, stdin_note text);",
+    "SELECT 'Vacuum'; SELECT 'x' AS \"End\"; SELECT 1 AS évacuum;",
+    "ALTER TABLE t ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();",
+    "CREATE INDEX i ON t (a); /* COMMIT */ -- VACUUM\n",
+    "INSERT INTO t VALUES (1); -- chainops-like words: begin commit\n",
+    "UPDATE t SET v = 'a\\b';",
+]
+
+
+@pytest.mark.parametrize("sql", SPECIAL)
+def test_needs_parse_when_statement_is_special(sql):
+    assert needs_parse(sql.encode())
+    assert needs_parse(f"SELECT 1;\n/* before */ -- a comment\n  {sql}\n".encode())
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "-- chainops:no-transaction\nCREATE TABLE t ();",
+        "-- chainops:lock-timeout=30s\nCREATE TABLE t ();",
+        "SELECT 1;\n  \\i other.sql\n",
+        "\\set x 1\nSELECT 1;",
+        "-- Migration: x\n-- Your SQL here\n",
+        ";\n;",
+        "/* only */ /* comments */",
+        "SELECT 1; /* a /* nested */ comment */ VACUUM;",
+        "/* unterminated",
+        "CREATE TABLE t (note text DEFAULT ';'); CREATE INDEX i ON t (a);",
+    ],
+)
+def test_needs_parse_when_scan_cannot_rule_it_out(sql):
+    assert needs_parse(sql.encode())
+
+
+@pytest.mark.parametrize("sql", PLAIN)
+def test_skips_parse_when_sql_is_plain(sql):
+    assert not needs_parse(sql.encode())
+
+
+PIECES = st.sampled_from(
+    [
+        *SPECIAL,
+        *PLAIN,
+        "SELECT ';VACUUM';",
+        "SELECT $$; COMMIT $$;",
+        "SELECT $a$ ; vacuum; $a$;",
+        "SELECT E'\\'; begin;';",
+        'SELECT 1 AS ";vacuum";',
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql"
+        " AS $$ BEGIN RETURN 1; END $$;",
+        'CREATE TABLE "create" ("database" int);',
+        "DO $$ BEGIN PERFORM 1; END $$;",
+        "-- ; vacuum\n",
+        "/* ; vacuum */",
+        "/* a /* b */ ; vacuum */",
+        "\n",
+        ";",
+        "SELECT 1",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, min_size=1, max_size=6).map(" ".join))
+def test_parser_agrees_the_file_is_plain_when_scan_skips_it(sql):
+    if needs_parse(sql.encode()):
+        return
+    try:
+        plan = plan_migration(sql, "001-schema/001-x.sql")
+    except MigrationFileError as err:
+        error = str(err)
+    else:
+        assert plan.transactional, plan.reason
+        return
+    # The server reports syntax errors as well; nothing else may hide here.
+    assert "syntax error" in error or "unterminated" in error, error

@@ -6,6 +6,7 @@ Progress goes to stderr; the tables go to stdout and to --output.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import sys
 import time
@@ -101,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     _say("setting up peers (idempotent) ...")
     peers = setup_all()
+    # An editable install leaves chainops uncompiled; a regular install (and every
+    # peer's) ships bytecode, and PYTHONDONTWRITEBYTECODE would keep it that way.
+    compileall.compile_dir(Path(__file__).resolve().parent.parent / "chainops", quiet=1)
     results: list[GroupResult] = []
     extra: list[tuple[str, str, bool | None]] = []
     with server(args.server_url) as srv:

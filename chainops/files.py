@@ -232,8 +232,8 @@ def read_migration(
     path: str, rel: str, category_index: int, index: int
 ) -> MigrationFile:
     try:
-        with open(path, "rb") as file:
-            data = file.read()
+        with open(path, "rb", buffering=0) as file:  # no buffer object: one read
+            data = file.readall()
     except OSError as err:
         raise _reject(
             rel, f"cannot be read ({err.strerror}); check its permissions"

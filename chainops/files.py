@@ -6,6 +6,7 @@ never touches a database.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -73,16 +74,18 @@ def normalise(data: bytes, path: str) -> bytes:
 
     Raises MigrationFileError for anything else.
     """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        hint = (
-            " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
-        )
-        raise _reject(
-            path, f"is not valid UTF-8{hint} at byte {err.start}; save it as UTF-8"
-        ) from err
-    del text  # decoded only to check it: a big file is held once, as bytes
+    if not _is_utf8(data):
+        try:
+            data.decode("utf-8")  # again whole, for the offset of the bad byte
+        except UnicodeDecodeError as err:
+            hint = (
+                " (it looks like UTF-16)"
+                if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+                else ""
+            )
+            raise _reject(
+                path, f"is not valid UTF-8{hint} at byte {err.start}; save it as UTF-8"
+            ) from err
     if b"\x00" in data:
         raise _reject(path, "contains a NUL byte; save it as UTF-8 text")
     data = data.removeprefix(_BOM)
@@ -92,6 +95,22 @@ def normalise(data: bytes, path: str) -> bytes:
 
 
 _BOM = "\ufeff".encode()
+_CHUNK = 1 << 20
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Check the encoding a chunk at a time, so a big file is never held as text."""
+    if data.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), _CHUNK):
+            decoder.decode(view[start : start + _CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def parse_name(category: str, name: str) -> tuple[int, int] | None:

@@ -7,7 +7,7 @@ import threading
 import psycopg
 import pytest
 
-from chainops import api, chain, db, ledger
+from chainops import api, applier, chain, db, ledger
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
@@ -85,6 +85,30 @@ def test_apply_appends_in_application_order_when_schema_file_added_after_seed(pr
         "003-seed-data/001-s.sql",
         "001-schema/002-b.sql",
     ]
+    assert api.verify(project.settings).ok
+
+
+@pytest.mark.parametrize("limit", [1 << 20, 10], ids=["one-message", "own-message"])
+def test_apply_places_failure_and_records_block_whichever_way_file_is_sent(
+    project, monkeypatch, limit
+):
+    # Past the limit a file travels alone between BEGIN and the block's COMMIT.
+    monkeypatch.setattr(applier, "_ONE_MESSAGE_LIMIT", limit)
+    seed = "CREATE TABLE s (n int);\n" + "INSERT INTO s VALUES (1);\n" * 30
+    project.write({"001-schema/001-s.sql": seed + "INSERT INTO s VALUES (nosuch);\n"})
+
+    with pytest.raises(MigrationFailed) as caught:
+        api.apply(project.settings)
+
+    assert (caught.value.line, caught.value.column) == (32, 23)
+    assert tables(project) == set()
+    project.write({"001-schema/001-s.sql": seed})
+    [applied] = api.apply(project.settings).applied
+    assert project.query("SELECT count(*) FROM s") == [(30,)]
+    assert applied.block.height == 1
+    assert project.query(
+        "SELECT outcome FROM blockchain_migrations_history ORDER BY id"
+    ) == [("failed",), ("completed",)]
     assert api.verify(project.settings).ok
 
 

@@ -28,7 +28,7 @@ _QUALIFIER = re.compile(
     rb"(?![\w$])",
     re.IGNORECASE,
 )
-# What could hide a ';' that is not the statement's end.
+# What could hide a ';' that does not end the statement.
 _QUOTING = re.compile(rb"['\"$\\]|--|/\*")
 
 
@@ -63,7 +63,10 @@ def _special_at(data: bytes, start: int) -> bool:
     if word in _QUALIFIED:
         end = data.find(b";", match.end())
         statement = data[match.end() : None if end < 0 else end]
-        return bool(_QUOTING.search(statement) or _QUALIFIER.search(statement))
+        if _QUOTING.search(statement):
+            # That ';' may be quoted, so the statement may go on: look to the end.
+            return bool(_QUALIFIER.search(data, match.end()))
+        return bool(_QUALIFIER.search(statement))
     return False
 
 

@@ -59,6 +59,8 @@ PLAIN = [
     "CREATE INDEX i ON t (a); /* COMMIT */ -- VACUUM\n",
     "INSERT INTO t VALUES (1); -- chainops-like words: begin commit\n",
     "UPDATE t SET v = 'a\\b';",
+    "CREATE TABLE t (note text DEFAULT ';'); CREATE INDEX i ON t (a);",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;",
 ]
 
 
@@ -80,7 +82,8 @@ def test_needs_parse_when_statement_is_special(sql):
         "/* only */ /* comments */",
         "SELECT 1; /* a /* nested */ comment */ VACUUM;",
         "/* unterminated",
-        "CREATE TABLE t (note text DEFAULT ';'); CREATE INDEX i ON t (a);",
+        'ALTER TABLE t DETACH PARTITION "p;x" CONCURRENTLY;',
+        "CREATE INDEX CONCURRENTLY i ON t (a) WHERE b <> ';';",
     ],
 )
 def test_needs_parse_when_scan_cannot_rule_it_out(sql):
@@ -101,6 +104,8 @@ PIECES = st.sampled_from(
         "SELECT $a$ ; vacuum; $a$;",
         "SELECT E'\\'; begin;';",
         'SELECT 1 AS ";vacuum";',
+        "CREATE TABLE q (a text DEFAULT ';', b text DEFAULT 'x; y');",
+        'ALTER TABLE t DETACH PARTITION "p;x" CONCURRENTLY;',
         "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql"
         " AS $$ BEGIN RETURN 1; END $$;",
         'CREATE TABLE "create" ("database" int);',

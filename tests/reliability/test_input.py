@@ -412,7 +412,8 @@ def test_i3_any_other_change_hashes_differently(lines, data):
             st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\x00")
         )
         changed = text[:at] + new + text[at + 1 :]
-    assume(changed != text and changed.removeprefix("\ufeff") != text)
+    # A leading BOM is not content (the rule drops it), whichever side holds it.
+    assume(changed.removeprefix("\ufeff") != text.removeprefix("\ufeff"))
     assert content_hash(changed.encode()) != content_hash(text.encode())
 
 

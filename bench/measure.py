@@ -1,6 +1,6 @@
 """Run one command and measure it: whole-process wall time and peak RSS.
 
-Wall time is perf_counter around spawn and reap. Peak RSS and CPU come from
+Wall time is perf_counter around spawn and a blocking reap. Peak RSS and CPU come from
 /usr/bin/time, which forks the command from its own small process: a child forked
 straight from this (large) Python process would inherit its high-water RSS.
 """
@@ -11,6 +11,7 @@ import os
 import signal
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -80,13 +81,23 @@ def run_once(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        try:
-            code = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        # A blocking wait: Popen.wait(timeout) polls with sleeps of up to 50 ms,
+        # which rounded every wall time up to the next 50 ms step.
+        expired = threading.Event()
+
+        def stop() -> None:
+            expired.set()
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            code = -1
+
+        timer = threading.Timer(timeout, stop)
+        timer.start()
+        try:
+            code = proc.wait()
+        finally:
+            timer.cancel()
         wall = time.perf_counter() - start
+        if expired.is_set():
+            code = -1
     rss, cpu = read_rusage(rusage)
     return Sample(wall, rss, code, cpu)
 

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import psycopg
+from psycopg import sql
 
 from chainops import __version__, chain, ledger, prescan
 from chainops.chain import Block
@@ -89,7 +90,7 @@ class Applier:
         self.conn.execute(
             self._writer.write(
                 row, status="completed", block=block, outcome="baselined"
-            ).encode()
+            )
         )
         return block
 
@@ -131,19 +132,20 @@ class Applier:
                 block=block,
                 outcome="drift-accepted",
                 details=details,
-            ).encode()
+            )
         )
         return block
 
-    def _timeouts(self, file: MigrationFile | None, scope: str) -> str:
+    def _timeouts(self, file: MigrationFile | None, scope: str) -> bytes:
         """SET statements for the run's timeouts, or a file's own directives."""
         directives = read_directives(file.text, file.path) if file else {}
         lock = directives.get("lock-timeout", self.lock_timeout)
         statement = directives.get("statement-timeout", self.statement_timeout)
-        q = self._writer.literal
+        query = "SET {scope} lock_timeout = {}; SET {scope} statement_timeout = {};\n"
         return (
-            f"SET {scope} lock_timeout = {q(lock)}; "
-            f"SET {scope} statement_timeout = {q(statement)};\n"
+            sql.SQL(query)
+            .format(sql.Literal(lock), sql.Literal(statement), scope=sql.SQL(scope))
+            .as_bytes(self.conn)
         )
 
     def _row(
@@ -186,26 +188,28 @@ class Applier:
         started = datetime.now(timezone.utc)
         block = self._block(file, blocks, started, "transaction")
         row = self._row(file, started, "transaction", None)
-        record = self._writer.write(row, status="completed", block=block).encode()
+        record = self._writer.write(row, status="completed", block=block)
         prefix = (
             self._timeouts(file, "LOCAL")
             if b"chainops:" in file.data
             else self._default_timeouts
-        ).encode()
+        )
         t0 = time.perf_counter()
+        # Two round trips: the file in its own message inside BEGIN, so that nothing
+        # it leaves open (a quote, a comment) can reach the ledger SQL; then its
+        # block and COMMIT. Both commit together or not at all.
+        base: int | None = 0
         try:
             if len(file.data) > _ONE_MESSAGE_LIMIT:
                 # A big file travels alone: joining it to the rest would copy it.
-                base = 0
                 self.conn.execute(b"BEGIN;" + prefix)
                 self.conn.execute(file.data)
-                self.conn.execute(record + b"COMMIT;")
             else:
-                # One simple-protocol message: PostgreSQL runs it as one implicit
-                # transaction, so the migration and its block commit together or not
-                # at all, in one round trip.
-                base = -len(prefix)
-                self.conn.execute(b"".join((prefix, file.data, b"\n;\n", record)))
+                opening = b"BEGIN;" + prefix
+                base = -len(opening)
+                self.conn.execute(opening + file.data)
+            base = None  # an error from here on is not in the file
+            self.conn.execute(record + b"\nCOMMIT;")
         except KeyboardInterrupt:
             self._rollback_open_transaction()
             raise self._interrupted(file, transactional=True) from None
@@ -242,9 +246,9 @@ class Applier:
                     statements_total=len(texts),
                     progress_hash=progress_hash(texts[:start]),
                     history=False,
-                ).encode()
+                )
             )
-            self.conn.execute(self._timeouts(file, "SESSION").encode())
+            self.conn.execute(self._timeouts(file, "SESSION"))
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
         t0 = time.perf_counter()
@@ -257,7 +261,7 @@ class Applier:
                     self.conn.execute(
                         self._writer.progress(
                             file.number, i + 1, progress_hash(texts[: i + 1])
-                        ).encode()
+                        )
                     )
                 except KeyboardInterrupt:
                     self._rollback_open_transaction()
@@ -296,7 +300,7 @@ class Applier:
                     block=block,
                     statements_done=len(texts),
                     statements_total=len(texts),
-                ).encode()
+                )
             )
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
@@ -348,14 +352,16 @@ class Applier:
         mode: str,
         done: int,
         total: int | None,
-        base: int = 0,
+        base: int | None = 0,
         done_texts: Sequence[str] = (),
     ) -> MigrationFailed:
         """Record the failed attempt outside the chain and build the user's error."""
         diag = err.diag
         message = diag.message_primary or str(err).strip().splitlines()[0]
         line = column = None
-        if diag.statement_position:
+        if base is None:  # the ledger write failed, not the file: nothing to place
+            pass
+        elif diag.statement_position:
             position = base + int(diag.statement_position) - 1
             if 0 <= position < len(file.text):
                 line, column = locate(file.text, position)
@@ -418,5 +424,5 @@ class Applier:
                 statements_done=done,
                 statements_total=total,
                 progress_hash=progress_hash(done_texts) if total else None,
-            ).encode()
+            )
         )

@@ -145,6 +145,21 @@ def _holds_sql(folder: str) -> bool:
     )
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """As Path.is_dir: a looping or unreadable link is no folder, not an error."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 def _entries(folder: Path | str) -> list[os.DirEntry[str]]:
     """The folder's entries by name; scandir knows their types without a stat each."""
     with os.scandir(folder) as found:
@@ -182,17 +197,17 @@ def discover(migrations_dir: Path) -> list[MigrationFile]:
         if is_editor_leftover(name):
             continue
         if entry.is_symlink():
-            if _looks_like_sql(name) or entry.is_dir():
+            if _looks_like_sql(name) or _is_dir(entry):
                 raise _reject(name, "is a symbolic link; migrations must be real files")
             continue
-        if entry.is_file():
+        if _is_file(entry):
             if _looks_like_sql(name) and name not in RESERVED_TOP_LEVEL:
                 raise _reject(
                     name,
                     "is not in a category folder; move it into one such as 001-schema/",
                 )
             continue
-        if not entry.is_dir():
+        if not _is_dir(entry):
             continue
         match = CATEGORY_RE.match(name)
         if not match:
@@ -226,7 +241,7 @@ def _discover_category(
         rel = f"{category}/{name}"
         if is_editor_leftover(name):
             continue
-        if entry.is_dir():
+        if _is_dir(entry):
             if _holds_sql(entry.path):
                 raise _reject(
                     rel + "/", "is a folder inside a category; move its files up"

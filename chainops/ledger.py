@@ -6,6 +6,7 @@ every attempt, and a metadata table carrying the ledger's own format version.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -253,7 +254,7 @@ class Row:
     content_hash: str
     hash_algorithm: str
     started_at: datetime
-    duration_ms: int | None  # None: measured by the server inside the same message
+    duration_ms: int | None  # None: measured by the server, in the same transaction
     mode: str
     applied_by: str
     client_host: str
@@ -261,7 +262,7 @@ class Row:
 
 
 # The transaction began when the message arrived (or at the BEGIN before the file).
-_SERVER_DURATION = (
+_SERVER_DURATION = sql.SQL(
     "(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::integer"
 )
 
@@ -288,35 +289,50 @@ _UPDATE_PROGRESS = (
 )
 
 
-class _Later(dict[str, str]):
-    """Leaves the value fields of a template for the second pass."""
+class _Template:
+    """One ledger statement: its table names quoted once, its values slotted in."""
 
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+    def __init__(self, text: str, names: dict[str, sql.Composable], conn: Conn):
+        self._static: list[bytes] = []  # the SQL between the value fields
+        self._fields: list[str] = []
+        pending = b""
+        for literal, field, _, _ in string.Formatter().parse(text):
+            pending += literal.encode()
+            if field in names:
+                pending += names[field].as_bytes(conn)
+            elif field is not None:
+                self._static.append(pending)
+                self._fields.append(field)
+                pending = b""
+        self._static.append(pending)
+
+    def render(self, values: dict[str, bytes]) -> bytes:
+        out = [self._static[0]]
+        for field, static in zip(self._fields, self._static[1:], strict=True):
+            out += (values[field], static)
+        return b"".join(out)
 
 
 class Writer:
-    """Composes the ledger writes of one run: SQL text to send with a migration.
+    """Composes the ledger writes of one run: SQL to send with a migration.
 
-    The table names are quoted once, and every value is quoted by psycopg through
-    one reused Transformer, which keeps the client's work per migration small.
+    Table names are quoted once (sql.Identifier) and every value by sql.Literal
+    through one reused Transformer, which keeps the client's work per migration small.
     """
 
     def __init__(self, conn: Conn, schema: str) -> None:
         from psycopg.adapt import Transformer
 
         self._tx = Transformer(conn)
-        names = _Later(
-            (key, name.as_string(conn).replace("{", "{{").replace("}", "}}"))
-            for key, name in _names(schema).items()
-        )
-        self._delete = _DELETE_ATTEMPT.format_map(names)
-        self._insert = _INSERT_ROW.format_map(names)
-        self._history = _INSERT_HISTORY.format_map(names)
-        self._progress = _UPDATE_PROGRESS.format_map(names)
+        names = _names(schema)
+        self._delete = _Template(_DELETE_ATTEMPT, names, conn)
+        self._insert = _Template(_INSERT_ROW, names, conn)
+        self._history = _Template(_INSERT_HISTORY, names, conn)
+        self._progress = _Template(_UPDATE_PROGRESS, names, conn)
+        self._server_duration = _SERVER_DURATION.as_bytes(conn)
 
-    def literal(self, value: object) -> str:
-        return sql.Literal(value).as_string(self._tx)
+    def literal(self, value: object) -> bytes:
+        return sql.Literal(value).as_bytes(self._tx)
 
     def write(
         self,
@@ -331,11 +347,11 @@ class Writer:
         history: bool = True,
         outcome: str | None = None,
         details: str | None = None,
-    ) -> str:
+    ) -> bytes:
         """SQL that replaces the row for `row.number` and logs the attempt.
 
-        Returned rather than executed so the caller can send it in the same message,
-        and so the same transaction, as the migration itself. A `row.duration_ms` of
+        Returned rather than executed so the caller can send it in the same
+        transaction as the migration itself. A `row.duration_ms` of
         None is measured by the server, from the start of the transaction.
         """
         q = self.literal
@@ -346,7 +362,9 @@ class Writer:
             "hash": q(row.content_hash),
             "algorithm": q(row.hash_algorithm),
             "at": q(block.applied_at if block else row.started_at),
-            "ms": _SERVER_DURATION if row.duration_ms is None else q(row.duration_ms),
+            "ms": self._server_duration
+            if row.duration_ms is None
+            else q(row.duration_ms),
             "status": q(status),
             "outcome": q(outcome or status),
             "error": q(error),
@@ -363,15 +381,13 @@ class Writer:
             "details": q(details),
         }
         parts = [self._delete, self._insert] + ([self._history] if history else [])
-        return "\n".join(part.format_map(values) for part in parts)
+        return b"\n".join(part.render(values) for part in parts)
 
-    def progress(self, number: int, done: int, progress_hash: str) -> str:
+    def progress(self, number: int, done: int, progress_hash: str) -> bytes:
         """Record how many statements of a non-transactional migration are in place."""
-        return self._progress.format(
-            number=self.literal(number),
-            done=self.literal(done),
-            progress=self.literal(progress_hash),
-        )
+        q = self.literal
+        values = {"number": q(number), "done": q(done), "progress": q(progress_hash)}
+        return self._progress.render(values)
 
 
 def record_schema(

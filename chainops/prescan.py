@@ -33,7 +33,7 @@ _QUOTING = re.compile(rb"['\"$\\]|--|/\*")
 
 
 def needs_parse(data: bytes) -> bool:
-    """False only for SQL that can run as one message inside one transaction."""
+    """False only for SQL that can be sent as it is, inside one transaction."""
     if b"chainops:" in data or _has_meta_command(data):
         return True
     # Found with bytes.find, which runs at memory speed on a big file; a regex

@@ -1,7 +1,7 @@
 """Orchestration: lock, read, verify, pick pending, then apply each file with its block.
 
-Each transactional migration travels in one message together with its ledger rows,
-so both commit or neither does. Returns results and reports progress through a
+Each transactional migration commits in one transaction with its ledger rows, so
+both are written or neither is. Returns results and reports progress through a
 callback; never prints.
 """
 

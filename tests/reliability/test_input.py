@@ -263,10 +263,24 @@ CONTENTS = {
     "empty": (b"", "is empty"),
     "blank": (b" \n\r\n\t", "is empty"),
     "comment only": (b"-- nothing yet\n/* later */\n", "no SQL statements"),
-    "unterminated quote": (b"INSERT INTO t VALUES ('oops);\n", "001-schema/002-x.sql:"),
-    "unterminated dollar": (b"DO $$ BEGIN NULL;\n", "001-schema/002-x.sql:"),
     "unterminated comment": (b"CREATE TABLE x ();\n/* never closed\n", "002-x.sql:"),
     "psql meta": (b"\\i other.sql\n", "psql meta-command"),
+}
+# Plain SQL is sent unparsed: the server refuses it, the file is rolled back and its
+# failed attempt recorded (exit 6), with the server's message placed in the file.
+SERVER_REFUSED = {
+    "unterminated quote": (
+        b"CREATE TABLE x ();\nINSERT INTO x VALUES ('oops);\n",
+        "002-x.sql:2:23: unterminated quoted string",
+    ),
+    "unterminated dollar": (
+        b"CREATE TABLE x ();\nDO $$ BEGIN NULL;\n",
+        "002-x.sql:2:4: unterminated dollar-quoted string",
+    ),
+    "comment left open": (
+        b"CREATE TABLE x ();\nSELECT 1 /* never closed\n",
+        "002-x.sql:2:10: unterminated /* comment",
+    ),
 }
 ACCEPTED = {
     "bom": b"\xef\xbb\xbfCREATE TABLE x (id int);\n",
@@ -292,6 +306,20 @@ def test_i2_refused_content_is_one_line_and_leaves_database_untouched(fresh, nam
     # left nothing behind, neither objects nor a ledger row.
     assert "x" not in existing_tables(trial)
     assert 1002 not in [r[0] for r in ledger(trial)]
+
+
+@pytest.mark.parametrize("name", list(SERVER_REFUSED))
+def test_i2_sql_the_server_refuses_is_rolled_back_and_recorded_as_failed(fresh, name):
+    data, expected = SERVER_REFUSED[name]
+    trial = fresh.new()
+    trial.write({"001-schema/001-ok.sql": "CREATE TABLE ok ();\n"})
+    trial.write({"001-schema/002-x.sql": data})
+    result = trial.run("migrate", tool="chainops")
+    assert result.code == 6, result.text
+    line = error_line(result)
+    assert expected in line, line
+    assert "x" not in existing_tables(trial)
+    assert (1002, "failed", 0) in ledger(trial)
 
 
 @pytest.mark.parametrize("name", list(ACCEPTED))

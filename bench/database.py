@@ -57,6 +57,14 @@ class Server:
     def checkpoint(self) -> None:
         self.admin.execute("CHECKPOINT")
 
+    def settle(self, name: str) -> None:
+        """VACUUM ANALYZE a set-up database and CHECKPOINT, so that autovacuum does
+        not work on its new tables (on the other core) while tools are timed."""
+        assert name.startswith(PREFIX), name
+        with psycopg.connect(self.conninfo_for(name), autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        self.checkpoint()
+
     def describe(self) -> str:
         """Version and the settings that decide commit cost."""
         row = self.admin.execute(

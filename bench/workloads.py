@@ -172,6 +172,8 @@ def applied_databases(ctx: Context, n: int) -> Applied:
                 else tools.yoyo(peer, "apply", url, layout.yoyo)
             )
             setup(ctx, command, f"{name} set-up")
+    for name in urls:
+        ctx.server.settle(f"chainops_bench_noop{n}_{name}")
     return Applied(layout, urls)
 
 
@@ -299,6 +301,7 @@ def verify_group(ctx: Context, n: int) -> Group:
         tools.chainops("baseline", url, layout.chainops, "--through", through),
         "chainops set-up",
     )
+    ctx.server.settle(f"chainops_bench_verify{n}")
     cells = (
         Cell("chainops verify", lambda: tools.chainops("verify", url, layout.chainops)),
         Cell(

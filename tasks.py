@@ -173,18 +173,19 @@ def db_url(c):
 @task(
     help={
         "quick": "3 measured runs per cell instead of 5, for iteration",
+        "runs": "measured runs per cell (default 5), e.g. 21 for the no-op rows",
         "only": "comma-separated workloads, e.g. apply,noop (default: all)",
         "sizes": "N for apply, noop and status (default 100,1000)",
         "output": "also write the Markdown report to this file",
     }
 )
-def bench(c, quick=False, only=None, sizes=None, output=None):
+def bench(c, quick=False, runs=None, only=None, sizes=None, output=None):
     """Benchmark chainops against dbmate, yoyo and psql; see docs/benchmarks.md."""
     import os
     import shlex
     import sys
 
-    flags = _flags(quick=quick, only=only, sizes=sizes, output=output)
+    flags = _flags(quick=quick, runs=runs, only=only, sizes=sizes, output=output)
     with c.cd(os.path.dirname(os.path.abspath(__file__))):  # bench/ is not installed
         c.run(shlex.join([sys.executable, "-m", "bench", *flags]))
 

@@ -30,52 +30,93 @@ _QUALIFIER = re.compile(
 )
 # What could hide a ';' that does not end the statement.
 _QUOTING = re.compile(rb"['\"$\\]|--|/\*")
+# A directive's start, in any case, as statements.py reads them.
+_DIRECTIVE = re.compile(rb"--[ \t]*chainops:", re.IGNORECASE)
+_SMALL = 1 << 20  # bytes: below this, any backslash is worth a parse
+# Two patterns: one alternating \A and \n would be tried at every offset.
+_FIRST_LINE_META = re.compile(rb"[ \t]*\\")
+_LATER_LINE_META = re.compile(rb"\n[ \t]*\\")
 
 
 def needs_parse(data: bytes) -> bool:
-    """False only for SQL that can be sent as it is, inside one transaction."""
-    if b"chainops:" in data or _has_meta_command(data):
+    """False only for SQL that can be sent as it is, inside one transaction.
+
+    Linear in the file's size: every search moves forward through the data.
+    """
+    if _has_directive(data) or _has_meta_command(data):
         return True
+    qualifier = _Forward(_QUALIFIER, data)
     # Found with bytes.find, which runs at memory speed on a big file; a regex
     # searching for the same places would try every position.
     start = 0
     while start >= 0:
-        if _special_at(data, start):
+        special, end = _special_at(data, start, qualifier)
+        if special:
             return True
-        start = data.find(b";", start + 1)
+        start = data.find(b";", max(start + 1, end))  # the gap's own ';' are done
     return False
 
 
-def _special_at(data: bytes, start: int) -> bool:
-    """Whether the statement after `start` (0, or the offset of a ';') needs a parse."""
+def _special_at(data: bytes, start: int, qualifier: _Forward) -> tuple[bool, int]:
+    """Whether the statement after `start` (0, or a ';') needs a parse; and where
+    its first word ends."""
     match = _WORD.match(data, start)
     if match is None:  # pragma: no cover - the pattern matches the empty string
-        return True
-    word = match.group(1).lower()
+        return True, start
+    word, end = match.group(1).lower(), match.end()
     if not word:
         # End of file, data or a quote after a ';', or a comment the gap pattern
         # cannot skip (a nested one): only the last is a reason to parse.
-        if data.startswith(b"/*", match.end()):
-            return True
-        return start == 0 and match.end() == len(data)  # only comments: empty
+        if data.startswith(b"/*", end):
+            return True, end
+        return start == 0 and end == len(data), end  # only comments: empty
     if word in _ALONE:
-        return True
+        return True, end
     if word in _QUALIFIED:
-        end = data.find(b";", match.end())
-        statement = data[match.end() : None if end < 0 else end]
-        if _QUOTING.search(statement):
+        stop = data.find(b";", end)
+        stop = len(data) if stop < 0 else stop
+        if _QUOTING.search(data, end, stop):
             # That ';' may be quoted, so the statement may go on: look to the end.
-            return bool(_QUALIFIER.search(data, match.end()))
-        return bool(_QUALIFIER.search(statement))
+            return qualifier.found_after(end), end
+        return bool(_QUALIFIER.search(data, end, stop)), end
+    return False, end
+
+
+class _Forward:
+    """The first match of a pattern after a position, for positions that only grow:
+    each stretch of the data is searched once."""
+
+    def __init__(self, pattern: re.Pattern[bytes], data: bytes) -> None:
+        self._pattern, self._data = pattern, data
+        self._searched_from: int | None = None
+        self._found: re.Match[bytes] | None = None
+
+    def found_after(self, position: int) -> bool:
+        still_valid = self._searched_from is not None and (
+            self._found is None or self._found.start() >= position
+        )
+        if not still_valid:
+            self._found = self._pattern.search(self._data, position)
+            self._searched_from = position
+        return self._found is not None
+
+
+def _has_directive(data: bytes) -> bool:
+    """A `-- chainops:` comment; a case-blind regex over a big file would be slow."""
+    at = data.find(b"--")
+    while at >= 0:
+        if _DIRECTIVE.match(data, at):
+            return True
+        at = data.find(b"--", at + 2)
     return False
 
 
 def _has_meta_command(data: bytes) -> bool:
-    """A backslash first on its line, as psql meta-commands are written."""
-    at = data.find(b"\\")
-    while at >= 0:
-        line_start = data.rfind(b"\n", 0, at) + 1
-        if not data[line_start:at].strip(b" \t"):
-            return True
-        at = data.find(b"\\", at + 1)
-    return False
+    """Whether the file may hold a psql meta-command.
+
+    In a small file any backslash counts (E'' strings hold them too, but a parse is
+    cheap); in a big one only a backslash first on its line, as they are written.
+    """
+    if len(data) <= _SMALL:
+        return b"\\" in data
+    return bool(_FIRST_LINE_META.match(data) or _LATER_LINE_META.search(data))

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chainops import prescan
 from chainops.errors import MigrationFileError
 from chainops.prescan import needs_parse
 from chainops.statements import plan_migration
@@ -58,7 +59,6 @@ PLAIN = [
     "ALTER TABLE t ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();",
     "CREATE INDEX i ON t (a); /* COMMIT */ -- VACUUM\n",
     "INSERT INTO t VALUES (1); -- chainops-like words: begin commit\n",
-    "UPDATE t SET v = 'a\\b';",
     "CREATE TABLE t (note text DEFAULT ';'); CREATE INDEX i ON t (a);",
     "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;",
 ]
@@ -82,6 +82,10 @@ def test_needs_parse_when_statement_is_special(sql):
         "/* only */ /* comments */",
         "SELECT 1; /* a /* nested */ comment */ VACUUM;",
         "/* unterminated",
+        "-- CHAINOPS:No-Transaction\nCREATE TABLE t ();",
+        "SELECT 1; \\i other.sql",
+        "SELECT 'CREATE DATABASE x' \\gexec",
+        "UPDATE t SET v = E'a\\\\b';",
         'ALTER TABLE t DETACH PARTITION "p;x" CONCURRENTLY;',
         "CREATE INDEX CONCURRENTLY i ON t (a) WHERE b <> ';';",
     ],
@@ -93,6 +97,16 @@ def test_needs_parse_when_scan_cannot_rule_it_out(sql):
 @pytest.mark.parametrize("sql", PLAIN)
 def test_skips_parse_when_sql_is_plain(sql):
     assert not needs_parse(sql.encode())
+
+
+def test_big_file_needs_parse_only_for_a_backslash_first_on_its_line(monkeypatch):
+    # A big seed's E'' strings and JSON hold backslashes; psql meta-commands start
+    # their line.
+    monkeypatch.setattr(prescan, "_SMALL", 10)
+    rows = b"INSERT INTO t VALUES (E'a\\\\b', '{\"k\": \"\\\\u00e9\"}');\n" * 3
+    assert not needs_parse(rows)
+    assert needs_parse(rows + b"  \\i more.sql\n")
+    assert needs_parse(b"\\set x 1\n" + rows)
 
 
 PIECES = st.sampled_from(

@@ -329,7 +329,7 @@ def _explain(
         if meta.group().lower() in ("\\copy", "\\."):
             advice = f"{_LOAD_DATA} (COPY ... FROM STDIN is not supported either)"
         return MigrationFileError(
-            f"{where}: psql meta-command {meta.group()} is not supported; "
+            f"{where}: psql meta-command {one_line(meta.group())} is not supported; "
             f"chainops sends plain SQL to the server, so {advice}"
         )
     message = one_line(str(err.args[0]))  # the token quoted may span lines

@@ -248,6 +248,7 @@ SQLISH = st.sampled_from(
         st.lists(SQLISH, max_size=12).map(lambda p: "".join(p).encode("utf-16")),
     )
 )
+@example(data=b"\\\x01")  # a meta-command with a control character
 def test_i2_fuzzed_contents_are_applied_or_refused_in_one_line(data):
     outcome = classify(data)
     if outcome != "accepted":

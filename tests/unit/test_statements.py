@@ -238,6 +238,7 @@ def test_plan_honours_directive_when_line_is_exactly_the_directive(line, honoure
         ("SELECT 1;\n\\set x 1\nSELECT :x;", "2:1", "\\set"),
         ("SELECT 'é';\n  \\copy t from 'f.csv'\n", "2:3", "\\copy"),
         ("SELECT 1 \\gexec", "1:10", "\\gexec"),
+        ("\\\x01", "1:1", "\\\\x01"),  # found by I2's fuzzing: shown escaped
     ],
 )
 def test_check_syntax_refuses_meta_command_when_line_holds_one(sql, where, command):

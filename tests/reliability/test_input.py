@@ -292,13 +292,18 @@ ACCEPTED = {
 }
 
 
-@pytest.mark.parametrize("name", list(CONTENTS))
-def test_i2_refused_content_is_one_line_and_leaves_database_untouched(fresh, name):
-    data, expected = CONTENTS[name]
+def migrate_after_a_good_file(fresh, data: bytes):
+    """Run migrate on 001-ok.sql followed by 002-x.sql holding `data`."""
     trial = fresh.new()
     trial.write({"001-schema/001-ok.sql": "CREATE TABLE ok ();\n"})
     trial.write({"001-schema/002-x.sql": data})
-    result = trial.run("migrate", tool="chainops")
+    return trial, trial.run("migrate", tool="chainops")
+
+
+@pytest.mark.parametrize("name", list(CONTENTS))
+def test_i2_refused_content_is_one_line_and_leaves_database_untouched(fresh, name):
+    data, expected = CONTENTS[name]
+    trial, result = migrate_after_a_good_file(fresh, data)
     assert result.code == 3, result.text
     line = error_line(result)
     assert "001-schema/002-x.sql" in line, line
@@ -312,10 +317,7 @@ def test_i2_refused_content_is_one_line_and_leaves_database_untouched(fresh, nam
 @pytest.mark.parametrize("name", list(SERVER_REFUSED))
 def test_i2_sql_the_server_refuses_is_rolled_back_and_recorded_as_failed(fresh, name):
     data, expected = SERVER_REFUSED[name]
-    trial = fresh.new()
-    trial.write({"001-schema/001-ok.sql": "CREATE TABLE ok ();\n"})
-    trial.write({"001-schema/002-x.sql": data})
-    result = trial.run("migrate", tool="chainops")
+    trial, result = migrate_after_a_good_file(fresh, data)
     assert result.code == 6, result.text
     line = error_line(result)
     assert expected in line, line

@@ -27,7 +27,7 @@ _FINGERPRINT = (
 def available() -> bool:
     if importlib.util.find_spec("chainops.schema") is None:
         return False
-    from chainops import schema
+    from chainops.store import catalog as schema
 
     return hasattr(schema, "read_snapshot") and hasattr(schema, "fingerprint")
 

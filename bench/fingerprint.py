@@ -17,7 +17,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from chainops import db, ledger, schema, server
+from chainops.store import catalog as schema
+from chainops.store import connection as db
+from chainops.store import ledger, server
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "chainops_bench_fingerprint"

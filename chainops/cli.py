@@ -11,9 +11,21 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from chainops import errors
+from chainops import __version__, errors
+from chainops.commands import (
+    BY_VERB,
+    COMMANDS,
+    COMMON,
+    Option,
+    options_of,
+    parse_values,
+)
 from chainops.config import Settings, load_settings, password_of, redact
+
+if TYPE_CHECKING:
+    from chainops.model import Event, Target
 
 _terminated = False
 
@@ -26,158 +38,44 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--database-url", help="overrides DATABASE_URL")
-    common.add_argument("--migrations-dir", help="overrides CHAINOPS_MIGRATIONS_DIR")
-    common.add_argument("--env", dest="environment", help="overrides CHAINOPS_ENV")
-    common.add_argument(
-        "--schema", dest="ledger_schema", help="schema of the ledger tables"
-    )
-
     parser = argparse.ArgumentParser(
         prog="chainops",
         description="Hash-chained, forward-only PostgreSQL migrations.",
         epilog="Exit codes: "
         + ", ".join(f"{v} {k}" for k, v in errors.EXIT_CODES.items()),
     )
+    parser.add_argument(
+        "--version", action="version", version=f"chainops {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    migrate = sub.add_parser(
-        "migrate", parents=[common], help="verify, then apply pending migrations"
-    )
-    migrate.add_argument(
-        "--allow-out-of-order",
-        action="store_true",
-        help="apply pending files numbered below an applied one",
-    )
-    migrate.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue a non-transactional migration that stopped midway",
-    )
-    migrate.add_argument(
-        "--lock-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="how long to wait for another run's lock (default 60)",
-    )
-    migrate.add_argument(
-        "--accept-drift",
-        action="store_true",
-        help="record out-of-band schema changes as a drift block, then apply",
-    )
-    migrate.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="list what would be applied and how; change nothing",
-    )
-    migrate.add_argument(
-        "--sql", action="store_true", help="with --dry-run, print the SQL"
-    )
-    migrate.add_argument(
-        "--backup",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="pg_dump before applying (default: on in production only)",
-    )
-
-    baseline = sub.add_parser(
-        "baseline",
-        parents=[common],
-        help="adopt an existing database: record blocks without running them",
-    )
-    baseline.add_argument(
-        "--through",
-        type=int,
-        required=True,
-        metavar="NUMBER",
-        help="the last migration already in place, e.g. 1003",
-    )
-
-    reset = sub.add_parser(
-        "reset-dev",
-        parents=[common],
-        help="wipe a development database (refused in production)",
-    )
-    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    reset.add_argument(
-        "--migrate", action="store_true", help="then apply every migration"
-    )
-
-    status = sub.add_parser("status", parents=[common], help="one line per migration")
-    status.add_argument("--json", action="store_true", help="print a JSON document")
-    status.add_argument(
-        "--check", action="store_true", help="exit 1 when anything is pending (for CI)"
-    )
-
-    verify = sub.add_parser(
-        "verify",
-        parents=[common],
-        help="check files and chain without applying anything",
-    )
-    output = verify.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print a JSON document")
-    output.add_argument(
-        "--head",
-        action="store_true",
-        help="print only the verified head hash (for deploy logs)",
-    )
-    verify.add_argument(
-        "--files-only",
-        action="store_true",
-        help="check the files against chain.lock, without a database",
-    )
-
-    create = sub.add_parser(
-        "create", parents=[common], help="write the next migration from the template"
-    )
-    create.add_argument(
-        "--name", required=True, help="what it does, e.g. add-user-preferences"
-    )
-    create.add_argument(
-        "--type",
-        dest="kind",
-        required=True,
-        metavar="TYPE",
-        help="schema, functions or seed-data: the folder it goes in",
-    )
-    create.add_argument("--description", help="one line for the file's header")
-
-    sub.add_parser(
-        "lock", parents=[common], help="rewrite chain.lock from the migration files"
-    )
-
-    dev = sub.add_parser(
-        "dev",
-        parents=[common],
-        help="migrate, then run Procfile.dev with honcho until Ctrl-C",
-    )
-    dev.add_argument(
-        "--procfile",
-        default="Procfile.dev",
-        help="the processes to run, relative to the project root",
-    )
-    sub.add_parser(
-        "watch",
-        parents=[common],
-        help="apply new migration files as they are saved; warn about edited ones",
-    )
-    explorer = sub.add_parser(
-        "explorer", parents=[common], help="serve the read-only ledger explorer"
-    )
-    explorer.add_argument(
-        "--port",
-        type=int,
-        help="port on 127.0.0.1 (default: $PORT, else 8765; 0 picks a free one)",
-    )
-
-    database = sub.add_parser(
-        "db",
-        parents=[common],
-        help="the embedded PostgreSQL (start, stop, url) and migrations/schema.sql",
-    )
-    database.add_argument("action", choices=["start", "stop", "url", "schema"])
+    groups: dict[str, list[str]] = {}
+    for command in COMMANDS:
+        verb, _, action = command.verb.partition(" ")
+        if action:  # `db start`, `db url`: one sub-command with an action
+            groups.setdefault(verb, []).append(action)
+            continue
+        _add_options(sub.add_parser(verb, help=command.help), options_of(command))
+    for verb, actions in groups.items():
+        group = sub.add_parser(verb, help=f"{', '.join(actions)}: see the README")
+        group.add_argument("action", choices=actions)
+        _add_options(group, COMMON)
     return parser
+
+
+def _add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
+    for option in options:
+        flag = f"--{option.flag}"
+        if option.tristate:
+            parser.add_argument(
+                flag, dest=option.name, action=argparse.BooleanOptionalAction,
+                default=None, help=option.help,
+            )  # fmt: skip
+        elif option.kind is bool:
+            parser.add_argument(flag, dest=option.name, action="store_true",
+                                help=option.help)  # fmt: skip
+        else:
+            parser.add_argument(flag, dest=option.name, metavar=option.metavar,
+                                help=option.help)  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -190,6 +88,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _target(args: argparse.Namespace, settings: Settings | None = None) -> Target:
+    from chainops import api
+
+    return api.target(settings or _settings(args), on_event=_notice)
+
+
 def _out(line: str) -> None:
     print(line, flush=True)
 
@@ -199,7 +103,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     colour = report.use_colour(sys.stdout)
     result = api.apply(
-        _settings(args),
+        _target(args),
         allow_out_of_order=args.allow_out_of_order,
         resume=args.resume,
         dry_run=args.dry_run,
@@ -220,7 +124,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     colour = report.use_colour(sys.stdout)
     result = api.baseline(
-        _settings(args),
+        _target(args),
         args.through,
         on_event=lambda event: _out(report.event_line(event, colour)),
     )
@@ -242,12 +146,12 @@ def cmd_reset_dev(args: argparse.Namespace) -> int:
 
     if not args.yes and not sys.stdin.isatty():
         raise errors.Refused(
-            "db.reset-dev needs confirmation and there is no terminal to ask; "
+            "reset-dev needs confirmation and there is no terminal to ask; "
             "pass --yes, nothing was dropped"
         )
     colour = report.use_colour(sys.stdout)
     dropped, applied = api.reset_dev(
-        _settings(args),
+        _target(args),
         (lambda _where: True) if args.yes else _ask,
         migrate=args.migrate,
         on_event=lambda event: _out(report.event_line(event, colour)),
@@ -266,8 +170,9 @@ def _notice(event: object) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from chainops import api, report
+    from chainops.model import State
 
-    result = api.status(_settings(args), on_event=_notice)
+    result = api.status(_target(args))
     if args.json:
         _out(report.status_json(result))
     else:
@@ -275,7 +180,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             _out(line)
     if result.findings:
         return errors.DriftError.exit_code
-    if args.check and result.count("applied") != len(result.entries):
+    if args.check and result.count(State.APPLIED) != len(result.entries):
         return errors.EXIT_PENDING
     return errors.EXIT_OK
 
@@ -283,7 +188,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from chainops import api, report
 
-    result = api.verify(_settings(args), on_event=_notice, files_only=args.files_only)
+    if args.json and args.head:
+        raise errors.ConfigError(
+            "--json and --head both choose the output; pass one of them"
+        )
+    if args.files_only:
+        result = api.verify_files(_settings(args))
+    else:
+        result = api.verify(_target(args))
     if args.json:
         _out(report.verify_json(result))
     elif args.head and result.ok:
@@ -322,20 +234,22 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from chainops import api, dev, report
+    from chainops import api, report
+    from chainops.dev import procfile
 
     settings = _settings(args)
-    processes = dev.read_procfile(settings, args.procfile)
+    processes = procfile.read_procfile(settings, args.procfile)
     colour = report.use_colour(sys.stdout)
 
-    def show(event: api.Event) -> None:
+    def show(event: Event) -> None:
         _out(report.event_line(event, colour))
 
-    database = api.resolve_database(settings, on_event=show)
+    database = api.target(settings, on_event=show)
     if database.conninfo:
         settings = replace(settings, database_url=database.conninfo)
+        database = replace(database, settings=settings)
     try:
-        _out(report.apply_summary(api.apply(settings, on_event=show)))
+        _out(report.apply_summary(api.apply(database, on_event=show)))
     except (
         errors.MigrationFileError,
         errors.MigrationFailed,
@@ -345,8 +259,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         for line in report.error_lines(err, report.use_colour(sys.stderr)):
             print(redact(line, _secrets()), file=sys.stderr)
         _out("○ starting anyway; fix the file and save it to apply it")
-    env = dev.environment(settings, database.conninfo, os.environ)
-    return dev.run(processes, env, settings.project_root)
+    env = procfile.environment(settings, database.conninfo, os.environ)
+    return procfile.run(processes, env, settings.project_root)
 
 
 def _stopped() -> int:
@@ -354,7 +268,7 @@ def _stopped() -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from chainops import watch
+    from chainops.dev import watch
 
     try:
         with watch.Watcher(_settings(args), _out) as watcher:
@@ -366,7 +280,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_explorer(args: argparse.Namespace) -> int:
-    from chainops import explorer
+    from chainops.web import explorer
 
     port = args.port
     if port is None:
@@ -390,7 +304,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         _out(api.db_url(settings))
     elif args.action == "schema":
         path = settings.migrations_dir / api.SCHEMA_FILE
-        changed = api.db_schema(settings)
+        changed = api.db_schema(_target(args, settings))
         _out(f"✓ {'wrote' if changed else 'unchanged:'} {path}")
     elif args.action == "start":
         database = api.db_start(settings, on_event=_notice)
@@ -405,7 +319,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "migrate": cmd_migrate,
     "status": cmd_status,
     "verify": cmd_verify,
@@ -414,7 +328,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dev": cmd_dev,
     "watch": cmd_watch,
     "explorer": cmd_explorer,
-    "db": cmd_db,
+    "db start": cmd_db,
+    "db stop": cmd_db,
+    "db url": cmd_db,
+    "db schema": cmd_db,
     "baseline": cmd_baseline,
     "reset-dev": cmd_reset_dev,
 }
@@ -425,11 +342,24 @@ def _secrets() -> tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command and return its exit code; errors become one clean line."""
-    args = _parser().parse_args(argv)
+    """Run one command line and return its exit code."""
+    given = vars(_parser().parse_args(argv))
+    verb = given.pop("command")
+    if "action" in given:
+        verb = f"{verb} {given.pop('action')}"
+    return run_command(verb, given)
+
+
+def run_command(verb: str, given: dict[str, object]) -> int:
+    """Run one command with its options by name; errors become one clean line.
+
+    Both front ends end here: `main` with argparse's values, tasks.py with invoke's.
+    """
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return COMMANDS[args.command](args)
+        values = parse_values(BY_VERB[verb], given)
+        args = argparse.Namespace(**values, action=verb.partition(" ")[2])
+        return HANDLERS[verb](args)
     except errors.ChainopsError as err:
         from chainops import report
 

@@ -84,7 +84,8 @@ def _read_pyproject(root: Path) -> dict[str, Any]:
     return section if isinstance(section, dict) else {}
 
 
-def _read_dotenv(root: Path) -> dict[str, str]:
+def read_dotenv(root: Path) -> dict[str, str]:
+    """The project's `.env` as plain KEY=value pairs; empty when there is none."""
     path = root / ".env"
     if not path.is_file():
         return {}
@@ -106,7 +107,7 @@ def load_settings(
     """Build Settings; keyword arguments are command-line options and win."""
     root = find_project_root((cwd or Path.cwd()).resolve())
     env = dict(os.environ if environ is None else environ)
-    dotenv = _read_dotenv(root)
+    dotenv = read_dotenv(root)
     project = _read_pyproject(root)
 
     def lookup(name: str) -> str | None:

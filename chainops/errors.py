@@ -18,13 +18,31 @@ def short(digest: str | None) -> str:
     return (digest or "-")[:12]
 
 
-def one_line(text: str) -> str:
-    """Fold a multi-line text into one line; control characters are shown escaped.
+def escape_controls(text: str) -> str:
+    """Show control, invisible and undecodable characters escaped, as Python would.
 
-    Server messages quote the SQL they reject, which may hold terminal escapes.
+    File names and server messages may hold terminal escapes.
     """
-    folded = " ".join(text.split())
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in folded)
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def one_line(text: str) -> str:
+    """Fold a multi-line text into one line, control characters escaped."""
+    return escape_controls(" ".join(text.split()))
+
+
+def more(count: int, noun: str = "problem") -> str:
+    """' (and N more problems)' after a first item, or nothing when there are none."""
+    if count <= 0:
+        return ""
+    return f" (and {count} more {noun}{'s' if count > 1 else ''})"
+
+
+def with_more(message: str, count: int, noun: str = "problem") -> str:
+    """Put ' (and N more …)' after a message's subject, before its advice."""
+    subject, _, advice = message.partition("; ")
+    extra = more(count, noun)
+    return f"{subject}{extra}; {advice}" if advice else f"{subject}{extra}"
 
 
 class ChainopsError(Exception):
@@ -107,6 +125,10 @@ class CannotConnect(DatabaseAccessError):
 
 class LockTimeout(DatabaseAccessError):
     pass
+
+
+class PermissionDenied(DatabaseAccessError):
+    """The role lacks a privilege, or the database is read-only."""
 
 
 ROLLED_BACK = "the migration was rolled back; fix the file and run migrate again"

@@ -8,10 +8,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from chainops import api, runner
-from chainops.applier import Applied
-from chainops.chain import Finding, format_time
-from chainops.errors import DriftError, short
+from chainops.chain import format_time
+from chainops.errors import DriftError, short, with_more
+from chainops.model import (
+    Applied,
+    ApplyResult,
+    BackedUp,
+    DriftFound,
+    Event,
+    Finding,
+    FindingKind,
+    LockReport,
+    LockStale,
+    Mode,
+    OutOfOrderAllowed,
+    SchemaFileWritten,
+    State,
+    StatusReport,
+    VerifyReport,
+    Waiting,
+)
 
 OK, PENDING, BAD, WAIT = "✓", "○", "✗", "…"
 _COLOURS = {OK: "32", PENDING: "33", BAD: "31", WAIT: "36"}
@@ -32,14 +48,14 @@ def _display_time(entry_time: Any) -> str:
     return format_time(entry_time)[:-4] + "Z"  # milliseconds, as in the design
 
 
-def event_line(event: api.Event, colour: bool = False) -> str:
+def event_line(event: Event, colour: bool = False) -> str:
     if isinstance(event, Applied):
-        extra = ", no transaction" if event.block.mode == "no-transaction" else ""
+        extra = ", no transaction" if event.block.mode == Mode.NO_TRANSACTION else ""
         return (
             f"{_mark(OK, colour)} #{event.file.number} {event.file.filename} "
             f"({event.duration_ms} ms{extra})"
         )
-    if isinstance(event, runner.Waiting):
+    if isinstance(event, Waiting):
         holder = event.holder
         if holder is None:
             return f"{_mark(WAIT, colour)} waiting for another run's ledger lock"
@@ -48,32 +64,30 @@ def event_line(event: api.Event, colour: bool = False) -> str:
             f"{_mark(WAIT, colour)} waiting for the ledger lock held by pid "
             f"{holder.pid} ({holder.application_name}){since}"
         )
-    if isinstance(event, runner.OutOfOrderAllowed):
+    if isinstance(event, OutOfOrderAllowed):
         return (
             f"{_mark(PENDING, colour)} applying {event.file.path} out of order "
             f"(below the applied {event.applied_path}), as --allow-out-of-order asks"
         )
-    if isinstance(event, runner.DriftFound):
+    if isinstance(event, DriftFound):
         verb = "recorded as accepted" if event.accepted else "applying on top of it"
         lines = [f"{_mark(BAD, colour)} {event.drift.message()}; {verb}"]
         lines += [f"  {change}" for change in event.drift.changes[1:]]
         if not event.accepted:
             lines.append("  undo it, or record it with inv migrate --accept-drift")
         return "\n".join(lines)
-    if isinstance(event, api.SchemaFileWritten):
+    if isinstance(event, SchemaFileWritten):
         if event.error:
             return f"{_mark(BAD, colour)} {event.path} was not refreshed: {event.error}"
         return f"{_mark(OK, colour)} refreshed {event.path}"
-    if isinstance(event, api.BackedUp):
+    if isinstance(event, BackedUp):
         return (
             f"{_mark(OK, colour)} backed up to {event.path} (restore: {event.restore})"
         )
-    if isinstance(event, api.LockStale):
-        subject, _, advice = event.findings[0].message.partition("; ")
-        rest = len(event.findings) - 1
-        more = f" (and {rest} more)" if rest else ""
+    if isinstance(event, LockStale):
+        message = with_more(event.findings[0].message, len(event.findings) - 1)
         return (
-            f"{_mark(PENDING, colour)} {subject}{more}; {advice} "
+            f"{_mark(PENDING, colour)} {message} "
             "(production refuses files that do not match chain.lock)"
         )
     return (
@@ -84,7 +98,7 @@ def event_line(event: api.Event, colour: bool = False) -> str:
 
 
 def plan_lines(
-    result: runner.ApplyResult, show_sql: bool = False, colour: bool = False
+    result: ApplyResult, show_sql: bool = False, colour: bool = False
 ) -> list[str]:
     """What a dry run would do, file by file."""
     lines = []
@@ -104,7 +118,7 @@ def plan_lines(
     return lines
 
 
-def apply_summary(result: runner.ApplyResult) -> str:
+def apply_summary(result: ApplyResult) -> str:
     head = f"chain head {short(result.head)} (block {result.height})"
     if not result.applied:
         return f"Nothing to apply: {result.height} migrations applied, {head}"
@@ -113,16 +127,18 @@ def apply_summary(result: runner.ApplyResult) -> str:
     return f"Applied {n} migration{'s' if n != 1 else ''} in {ms} ms; {head}"
 
 
+_APPLIED = (State.APPLIED, State.CHANGED, State.MISSING)
+_FAILED = (State.FAILED, State.RUNNING)
 _STATE_TEXT = {
-    "pending": "pending",
-    "failed": "failed",
-    "running": "stopped midway",
-    "changed": "edited after it was applied",
-    "missing": "applied, file missing",
+    State.PENDING: "pending",
+    State.FAILED: "failed",
+    State.RUNNING: "stopped midway",
+    State.CHANGED: "edited after it was applied",
+    State.MISSING: "applied, file missing",
 }
 
 
-def status_lines(report: api.StatusReport, colour: bool = False) -> list[str]:
+def status_lines(report: StatusReport, colour: bool = False) -> list[str]:
     digits = max((len(str(e.number)) for e in report.entries), default=4)
     labels = [
         f"#{str(e.number).ljust(digits)} {e.path.rsplit('/', 1)[-1]}"
@@ -132,9 +148,9 @@ def status_lines(report: api.StatusReport, colour: bool = False) -> list[str]:
     lines = []
     for e, label in zip(report.entries, labels, strict=False):
         name = label.ljust(width)
-        if e.state == "applied":
+        if e.state == State.APPLIED:
             symbol, text = OK, _display_time(e.applied_at)
-        elif e.state == "pending":
+        elif e.state == State.PENDING:
             symbol, text = PENDING, "pending"
         else:
             symbol, text = BAD, _STATE_TEXT.get(e.state, e.state)
@@ -142,9 +158,9 @@ def status_lines(report: api.StatusReport, colour: bool = False) -> list[str]:
                 text += f": {e.error}"
         lines.append(f"{_mark(symbol, colour)} {name}{text}".rstrip())
     lines.append(
-        f"{report.count('applied', 'changed', 'missing')} applied, "
-        f"{report.count('pending')} pending, "
-        f"{report.count('failed', 'running')} failed; "
+        f"{report.count(*_APPLIED)} applied, "
+        f"{report.count(State.PENDING)} pending, "
+        f"{report.count(*_FAILED)} failed; "
         f"chain head {short(report.head)} (block {report.height})"
     )
     return lines
@@ -152,11 +168,13 @@ def status_lines(report: api.StatusReport, colour: bool = False) -> list[str]:
 
 def finding_lines(findings: Sequence[object], colour: bool = False) -> list[str]:
     lines: list[str] = []
-    drift = [f for f in findings if isinstance(f, Finding) and f.kind == "schema"]
+    drift = [
+        f for f in findings if isinstance(f, Finding) and f.kind == FindingKind.SCHEMA
+    ]
     for f in findings:
-        if not isinstance(f, Finding) or f.kind == "schema":
+        if not isinstance(f, Finding) or f.kind == FindingKind.SCHEMA:
             continue
-        if f.kind == "changed":
+        if f.kind == FindingKind.CHANGED:
             lines += [
                 f"{_mark(BAD, colour)} Hash mismatch for {f.path}",
                 f"  Expected: {short(f.expected)}",
@@ -178,7 +196,7 @@ def finding_lines(findings: Sequence[object], colour: bool = False) -> list[str]
     return lines
 
 
-def verify_lines(report: api.VerifyReport, colour: bool = False) -> list[str]:
+def verify_lines(report: VerifyReport, colour: bool = False) -> list[str]:
     if report.files_only:
         head = f"chain.lock head {short(report.lock_head)}"
         if report.ok:
@@ -203,12 +221,12 @@ def _files(n: int) -> str:
     return f"{n} file{'s' if n != 1 else ''}"
 
 
-def head_line(report: api.VerifyReport) -> str:
+def head_line(report: VerifyReport) -> str:
     """The verified head alone, for deploy logs: the ledger's, or the lock's offline."""
     return (report.lock_head if report.files_only else report.head) or ""
 
 
-def lock_lines(result: api.LockReport, colour: bool = False) -> list[str]:
+def lock_lines(result: LockReport, colour: bool = False) -> list[str]:
     """What `lock` wrote, and each path it added, removed or re-hashed."""
     summary = f"{_files(result.files)}, head {short(result.head)}"
     c = result.changes
@@ -244,7 +262,7 @@ def _finding_json(f: Finding) -> dict[str, Any]:
     }
 
 
-def status_json(report: api.StatusReport) -> str:
+def status_json(report: StatusReport) -> str:
     doc = {
         "migrations": [
             {
@@ -261,9 +279,9 @@ def status_json(report: api.StatusReport) -> str:
             for e in report.entries
         ],
         "summary": {
-            "applied": report.count("applied", "changed", "missing"),
-            "pending": report.count("pending"),
-            "failed": report.count("failed", "running"),
+            "applied": report.count(*_APPLIED),
+            "pending": report.count(State.PENDING),
+            "failed": report.count(*_FAILED),
             "head": report.head,
             "height": report.height,
         },
@@ -272,7 +290,7 @@ def status_json(report: api.StatusReport) -> str:
     return json.dumps(doc, indent=2)
 
 
-def verify_json(report: api.VerifyReport) -> str:
+def verify_json(report: VerifyReport) -> str:
     return json.dumps(
         {
             "ok": report.ok,

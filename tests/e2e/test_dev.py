@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from chainops import api, server
+from chainops import api
+from chainops.store import server
 from tests.fixtures.postgres import REPO
 
 TIMEOUT = 60.0
@@ -241,7 +242,7 @@ def test_dev_stops_the_others_and_exits_with_its_code_when_a_process_dies(start)
 
 def test_dev_refuses_to_start_when_applied_file_edited(project, start):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     project.write({"001-schema/001-a.sql": TABLE_A + "-- edited\n"})
     dev = start()
 

@@ -6,7 +6,7 @@ import pytest
 
 from chainops import api
 from chainops.errors import ConfigError, SchemaDrift
-from chainops.runner import DriftFound
+from chainops.model import DriftFound
 
 TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
 TABLE_B = "CREATE TABLE b (id int PRIMARY KEY);\n"
@@ -14,10 +14,10 @@ TABLE_B = "CREATE TABLE b (id int PRIMARY KEY);\n"
 
 def test_verify_names_the_change_when_table_altered_by_hand(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
-    assert api.verify(project.settings).ok
+    api.apply(project.target)
+    assert api.verify(project.target).ok
     project.query("ALTER TABLE a ADD COLUMN note text")
-    report = api.verify(project.settings)
+    report = api.verify(project.target)
     assert not report.ok
     assert [f.message for f in report.findings] == [
         "table public.a: column note text added"
@@ -26,7 +26,7 @@ def test_verify_names_the_change_when_table_altered_by_hand(project):
 
 def test_fingerprint_recorded_on_newest_block_of_each_run(project):
     project.write({"001-schema/001-a.sql": TABLE_A, "001-schema/002-b.sql": TABLE_B})
-    api.apply(project.settings)
+    api.apply(project.target)
     rows = project.query(
         "SELECT height, schema_hash IS NOT NULL, schema_snapshot IS NOT NULL"
         " FROM blockchain_migrations ORDER BY height"
@@ -36,12 +36,12 @@ def test_fingerprint_recorded_on_newest_block_of_each_run(project):
 
 def test_migrate_warns_in_development_and_applies(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     project.query("CREATE INDEX a_by_hand ON a (id)")
     project.write({"001-schema/002-b.sql": TABLE_B})
     events = []
     result = api.apply(
-        project.with_settings(environment="development"), on_event=events.append
+        project.target_with(environment="development"), on_event=events.append
     )
     assert [a.file.number for a in result.applied] == [1002]
     found = [e for e in events if isinstance(e, DriftFound)]
@@ -56,11 +56,11 @@ def test_migrate_warns_in_development_and_applies(project):
 def test_migrate_refuses_drift_in_production_with_nothing_applied(project):
     settings = project.with_settings(environment="production")
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(settings, backup=False)
+    api.apply(api.target(settings), backup=False)
     project.query("ALTER TABLE a ADD COLUMN note text")
     project.write({"001-schema/002-b.sql": TABLE_B})
     with pytest.raises(SchemaDrift) as caught:
-        api.apply(settings, backup=False)
+        api.apply(api.target(settings), backup=False)
     assert "table public.a: column note text added" in str(caught.value)
     assert "--accept-drift" in str(caught.value)
     assert project.query("SELECT to_regclass('b')") == [(None,)]
@@ -68,9 +68,9 @@ def test_migrate_refuses_drift_in_production_with_nothing_applied(project):
 
 def test_accepting_drift_records_a_block_and_verify_passes(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     project.query("ALTER TABLE a ADD COLUMN note text")
-    result = api.apply(project.settings, accept_drift=True)
+    result = api.apply(project.target, accept_drift=True)
     assert result.applied == ()
     assert result.height == 2
     rows = project.query(
@@ -82,32 +82,32 @@ def test_accepting_drift_records_a_block_and_verify_passes(project):
         "SELECT outcome FROM blockchain_migrations_history ORDER BY id"
     )
     assert history[-1] == ("drift-accepted",)
-    report = api.verify(project.settings)
+    report = api.verify(project.target)
     assert report.ok, report.findings
     project.write({"001-schema/002-b.sql": TABLE_B})
-    assert [a.file.number for a in api.apply(project.settings).applied] == [1002]
-    assert api.verify(project.settings).ok
+    assert [a.file.number for a in api.apply(project.target).applied] == [1002]
+    assert api.verify(project.target).ok
 
 
 def test_no_false_drift_when_data_changes(project):
     project.copy_examples()
-    api.apply(project.settings)
+    api.apply(project.target)
     project.query(
         "INSERT INTO users (email, display_name) VALUES ('a@example.com', 'A'); ANALYZE"
     )
-    assert api.verify(project.settings).ok
+    assert api.verify(project.target).ok
 
 
 def test_schema_file_refreshed_after_applying_in_development(project):
     settings = project.with_settings(environment="development")
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(settings)
+    api.apply(api.target(settings))
     assert not (project.migrations / "schema.sql").exists()  # opt in with db.schema
-    assert api.db_schema(settings)
+    assert api.db_schema(api.target(settings))
     assert "CREATE TABLE public.a" in (project.migrations / "schema.sql").read_text()
     project.write({"001-schema/002-b.sql": TABLE_B})
     events = []
-    api.apply(settings, on_event=events.append)
+    api.apply(api.target(settings), on_event=events.append)
     assert any(isinstance(e, api.SchemaFileWritten) and not e.error for e in events)
     text = (project.migrations / "schema.sql").read_text()
     assert "CREATE TABLE public.b" in text
@@ -116,7 +116,7 @@ def test_schema_file_refreshed_after_applying_in_development(project):
 
 def test_migrate_upgrades_a_format_1_ledger_and_status_asks_for_it(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     project.query(
         "ALTER TABLE blockchain_migrations DROP COLUMN schema_hash,"
         " DROP COLUMN schema_snapshot, DROP COLUMN details;"
@@ -124,13 +124,13 @@ def test_migrate_upgrades_a_format_1_ledger_and_status_asks_for_it(project):
         " WHERE key = 'format_version'"
     )
     with pytest.raises(ConfigError) as caught:
-        api.status(project.settings)
+        api.status(project.target)
     assert "run inv migrate once to upgrade it" in str(caught.value)
     project.write({"001-schema/002-b.sql": TABLE_B})
-    result = api.apply(project.settings)
+    result = api.apply(project.target)
     assert [a.file.number for a in result.applied] == [1002]
     version = project.query(
         "SELECT value FROM blockchain_migrations_meta WHERE key = 'format_version'"
     )
     assert version == [("2",)]
-    assert api.verify(project.settings).ok
+    assert api.verify(project.target).ok

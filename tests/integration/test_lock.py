@@ -8,8 +8,10 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from chainops import api, chain, ledger, lockfile
+from chainops import api, chain, model, verify
 from chainops.errors import AppliedFileChanged, MigrationFileError
+from chainops.source import lockfile
+from chainops.store import ledger
 
 FILES = {
     "001-schema/001-a.sql": "CREATE TABLE a (id int PRIMARY KEY);\n",
@@ -23,14 +25,14 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def read_blocks(project) -> tuple[chain.Block, ...]:
+def read_blocks(project) -> tuple[model.Block, ...]:
     with psycopg.connect(project.db_url, autocommit=True) as conn:
-        return ledger.read_state(conn, "public").blocks
+        return ledger.read_snapshot(conn, "public").blocks
 
 
 def rewrite_ledger(project, content: dict[str, str]) -> None:
     """What someone with write access does: new content hashes, every hash redone."""
-    rewritten: list[chain.Block] = []
+    rewritten: list[model.Block] = []
     for block in read_blocks(project):
         new = replace(
             block,
@@ -45,7 +47,7 @@ def rewrite_ledger(project, content: dict[str, str]) -> None:
             " block_hash = %s WHERE height = %s",
             (b.content_hash, b.previous_hash, b.block_hash, b.height),
         )
-    assert chain.verify_links(read_blocks(project)) == []  # consistent: links hold
+    assert verify.verify_links(read_blocks(project)) == []  # consistent: links hold
 
 
 def applied_count(project) -> int:
@@ -61,20 +63,20 @@ def applied_count(project) -> int:
 def locked(project):
     """The three files applied and locked."""
     project.write(FILES)
-    api.apply(project.settings)
+    api.apply(project.target)
     api.lock(project.settings)
     return project
 
 
 def test_verify_checks_ledger_against_lock_when_all_is_in_order(locked):
-    report = api.verify(locked.settings)
+    report = api.verify(locked.target)
     assert report.ok
     assert report.lock_head == lockfile.build(api.load_files(locked.settings)).head
 
 
 def test_verify_reports_ledger_rewritten_consistently_as_tampered(locked):
     rewrite_ledger(locked, {})
-    report = api.verify(locked.settings)
+    report = api.verify(locked.target)
     assert [(f.kind, f.path) for f in report.findings] == [
         ("tampered", path) for path in FILES
     ]
@@ -84,7 +86,7 @@ def test_verify_reports_ledger_rewritten_consistently_as_tampered(locked):
     assert "the ledger was rewritten" in report.findings[0].message
     # Without the lock the same ledger reads as three edited files.
     (locked.migrations / "chain.lock").unlink()
-    assert {f.kind for f in api.verify(locked.settings).findings} == {"changed"}
+    assert {f.kind for f in api.verify(locked.target).findings} == {"changed"}
 
 
 def test_verify_in_production_catches_ledger_rewritten_to_match_edited_files(locked):
@@ -92,7 +94,7 @@ def test_verify_in_production_catches_ledger_rewritten_to_match_edited_files(loc
     locked.write(edited)
     rewrite_ledger(locked, {**FILES, **edited})
     production = locked.with_settings(environment="production")
-    report = api.verify(production)
+    report = api.verify(api.target(production))
     assert [(f.kind, f.path) for f in report.findings] == [
         ("lock", "001-schema/002-b.sql"),  # the file differs from the lock
         ("lock", "001-schema/002-b.sql"),  # and so does its block
@@ -100,22 +102,22 @@ def test_verify_in_production_catches_ledger_rewritten_to_match_edited_files(loc
     assert "never locked was applied" in report.findings[1].message
     # The chain and the files agree with each other: only the lock sees it.
     (locked.migrations / "chain.lock").unlink()
-    assert api.verify(production).ok
+    assert api.verify(api.target(production)).ok
 
 
 def test_verify_works_as_before_when_there_is_no_lock(project):
     project.write(FILES)
-    api.apply(project.settings)
-    report = api.verify(project.settings)
+    api.apply(project.target)
+    report = api.verify(project.target)
     assert report.ok
     assert report.lock_head is None
 
 
 def test_verify_in_production_reports_block_not_in_lock(locked):
     locked.write({"001-schema/003-c.sql": "CREATE TABLE c ();\n"})
-    api.apply(locked.settings)
-    assert api.verify(locked.settings).ok  # development accepts it
-    report = api.verify(locked.with_settings(environment="production"))
+    api.apply(locked.target)
+    assert api.verify(locked.target).ok  # development accepts it
+    report = api.verify(locked.target_with(environment="production"))
     assert [(f.kind, f.path) for f in report.findings] == [
         ("unlocked", "001-schema/003-c.sql"),  # the file
         ("unlocked", "001-schema/003-c.sql"),  # its block
@@ -128,13 +130,13 @@ def test_verify_in_production_reports_block_not_in_lock(locked):
 def test_verify_in_development_accepts_created_file_applied_before_locking(project):
     created = api.create(project.settings, "add c", "schema")
     created.path.write_text(created.path.read_text() + "CREATE TABLE c ();\n")
-    api.apply(project.settings)
-    assert api.verify(project.settings).ok
-    assert not api.verify(project.settings, files_only=True).ok
-    report = api.verify(project.with_settings(environment="production"))
+    api.apply(project.target)
+    assert api.verify(project.target).ok
+    assert not api.verify_files(project.settings).ok
+    report = api.verify(project.target_with(environment="production"))
     assert {f.kind for f in report.findings} == {"lock"}
     api.lock(project.settings)
-    assert api.verify(project.with_settings(environment="production")).ok
+    assert api.verify(project.target_with(environment="production")).ok
 
 
 def test_apply_refuses_file_missing_from_lock_in_production_before_connecting(
@@ -143,7 +145,7 @@ def test_apply_refuses_file_missing_from_lock_in_production_before_connecting(
     locked.write({"001-schema/003-c.sql": "CREATE TABLE c ();\n"})
     production = locked.with_settings(environment="production")
     with pytest.raises(lockfile.LockMismatch) as caught:
-        api.apply(production, backup=False)
+        api.apply(api.target(production), backup=False)
     assert caught.value.exit_code == 4
     assert str(caught.value) == (
         "001-schema/003-c.sql is not in chain.lock; production applies only files "
@@ -152,7 +154,7 @@ def test_apply_refuses_file_missing_from_lock_in_production_before_connecting(
     )
     assert applied_count(locked) == 3
     api.lock(locked.settings)
-    result = api.apply(production, backup=False)
+    result = api.apply(api.target(production), backup=False)
     assert [a.file.path for a in result.applied] == ["001-schema/003-c.sql"]
 
 
@@ -161,14 +163,14 @@ def test_apply_refuses_unreadable_lock_in_production(locked):
     lock.write_text(lock.read_text() + "=======\n")
     locked.write({"001-schema/003-c.sql": "CREATE TABLE c ();\n"})
     with pytest.raises(MigrationFileError, match="git merge conflict markers"):
-        api.apply(locked.with_settings(environment="production"), backup=False)
+        api.apply(locked.target_with(environment="production"), backup=False)
     assert applied_count(locked) == 3
 
 
 def test_apply_warns_and_applies_in_development_when_file_not_in_lock(locked):
     locked.write({"001-schema/003-c.sql": "CREATE TABLE c ();\n"})
     events: list[api.Event] = []
-    result = api.apply(locked.settings, on_event=events.append)
+    result = api.apply(locked.target, on_event=events.append)
     assert [a.file.path for a in result.applied] == ["001-schema/003-c.sql"]
     [warning] = [e for e in events if isinstance(e, api.LockStale)]
     assert [(f.kind, f.path) for f in warning.findings] == [
@@ -181,7 +183,7 @@ def test_apply_warns_in_development_when_lock_has_conflict_markers(locked):
     lock.write_text(lock.read_text() + ">>>>>>> other\n")
     locked.write({"001-schema/003-c.sql": "CREATE TABLE c ();\n"})
     events: list[api.Event] = []
-    api.apply(locked.settings, on_event=events.append)
+    api.apply(locked.target, on_event=events.append)
     [warning] = [e for e in events if isinstance(e, api.LockStale)]
     assert "git merge conflict markers" in warning.findings[0].message
     assert applied_count(locked) == 4
@@ -191,5 +193,5 @@ def test_apply_still_refuses_edited_applied_file_with_lock_in_development(locked
     locked.write({"001-schema/001-a.sql": "CREATE TABLE a (id bigint);\n"})
     events: list[api.Event] = []
     with pytest.raises(AppliedFileChanged):
-        api.apply(locked.settings, on_event=events.append)
+        api.apply(locked.target, on_event=events.append)
     assert [type(e) for e in events] == [api.LockStale]

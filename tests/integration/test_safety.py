@@ -9,8 +9,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from chainops import api, backup, db
+from chainops import api
 from chainops.errors import MigrationFailed, Refused
+from chainops.store import connection as db
+from chainops.store import dump as backup
 
 TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
 TABLE_B = "CREATE TABLE b (id int PRIMARY KEY);\n"
@@ -48,16 +50,16 @@ def test_reset_dev_drops_everything_then_migrates_again(project):
     project.write(
         {"001-schema/001-a.sql": "CREATE SCHEMA app;\nCREATE TABLE app.t ();\n"}
     )
-    api.apply(project.settings)
+    api.apply(project.target)
     asked = []
     dropped, applied = api.reset_dev(
-        project.settings, lambda where: asked.append(where) or True
+        project.target, lambda where: asked.append(where) or True
     )
     assert set(dropped) >= {"app", "public"}
     assert tables(project) == set()
     assert asked
     assert project.settings.database_url not in asked[0]
-    _, applied = api.reset_dev(project.settings, always, migrate=True)
+    _, applied = api.reset_dev(project.target, always, migrate=True)
     assert applied is not None
     assert len(applied.applied) == 1
     assert tables(project) >= {"app.t", "public.blockchain_migrations"}
@@ -67,12 +69,12 @@ def refusal_setup(project, case):
     project.write({"001-schema/001-a.sql": TABLE_A})
     settings = project.settings
     if case == "local production":
-        api.apply(settings)
+        api.apply(api.target(settings))
         settings = project.with_settings(environment="production")
     elif case == "database marked production":
-        api.apply(project.with_settings(environment="production"))
+        api.apply(project.target_with(environment="production"))
     elif case == "marker missing":
-        api.apply(settings)
+        api.apply(api.target(settings))
         project.query(
             "DELETE FROM blockchain_migrations_meta WHERE key = 'environment'"
         )
@@ -95,28 +97,28 @@ def test_reset_dev_refuses_without_dropping_anything(project, case):
     project.query(NO_DROPS)  # any DROP that reached the server would raise instead
     before = tables(project)
     with pytest.raises(Refused) as caught:
-        api.reset_dev(settings, never)
+        api.reset_dev(api.target(settings), never)
     assert "nothing was dropped" in str(caught.value)
     assert tables(project) == before
 
 
 def test_reset_dev_refuses_production_marker_whatever_local_env_says(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.with_settings(environment="production"))
-    api.apply(project.settings)  # a development run never downgrades the marker
+    api.apply(project.target_with(environment="production"))
+    api.apply(project.target)  # a development run never downgrades the marker
     marker = project.query(
         "SELECT value FROM blockchain_migrations_meta WHERE key = 'environment'"
     )
     assert marker == [("production",)]
     with pytest.raises(Refused):
-        api.reset_dev(project.settings, never)
+        api.reset_dev(project.target, never)
 
 
 def test_reset_dev_refuses_when_confirmation_declined(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     with pytest.raises(Refused):
-        api.reset_dev(project.settings, lambda _where: False)
+        api.reset_dev(project.target, lambda _where: False)
     assert "public.a" in tables(project)
 
 
@@ -128,7 +130,7 @@ def test_dry_run_changes_nothing_and_describes_plan(project):
         }
     )
     before = project.query("SELECT count(*) FROM pg_class")
-    result = api.apply(project.settings, dry_run=True)
+    result = api.apply(project.target, dry_run=True)
     assert [(p.file.number, p.transactional) for p in result.planned] == [
         (1001, True),
         (1002, False),
@@ -143,7 +145,7 @@ def test_dry_run_leaves_schema_dump_identical_when_ledger_exists(project, tmp_pa
     pg_dump = shutil.which("pg_dump")
     assert pg_dump, "pg_dump is part of the test machine"
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     project.write({"001-schema/002-b.sql": TABLE_B})
 
     def dump() -> str:
@@ -158,19 +160,19 @@ def test_dry_run_leaves_schema_dump_identical_when_ledger_exists(project, tmp_pa
         return "\n".join(ln for ln in out.splitlines() if "restrict" not in ln)
 
     before = dump()
-    api.apply(project.settings, dry_run=True)
+    api.apply(project.target, dry_run=True)
     assert dump() == before
 
 
 def test_migration_fails_fast_when_table_locked_by_another_session(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     project.write({"001-schema/002-alter.sql": "ALTER TABLE a ADD COLUMN note text;\n"})
     settings = project.with_settings(migration_lock_timeout="200ms")
     with psycopg.connect(project.db_url) as holder:
         holder.execute("LOCK TABLE a IN ACCESS SHARE MODE")
         with pytest.raises(MigrationFailed) as caught:
-            api.apply(settings)
+            api.apply(api.target(settings))
     assert caught.value.sqlstate == "55P03"
     assert "chainops:lock-timeout" in str(caught.value)
     cols = project.query(
@@ -181,24 +183,24 @@ def test_migration_fails_fast_when_table_locked_by_another_session(project):
 
 def test_lock_timeout_directive_overrides_the_default(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     project.write(
         {
             "001-schema/002-show.sql": "-- chainops:lock-timeout=7s\n"
             "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS v;\n"
         }
     )
-    api.apply(project.settings)
+    api.apply(project.target)
     assert project.query("SELECT v FROM seen") == [("7s",)]
     assert project.query("SHOW lock_timeout") == [("0",)]
 
 
 def test_backup_written_before_applying_and_restores(project, pg_server):
     project.write({"001-schema/001-a.sql": TABLE_A + "INSERT INTO a VALUES (42);\n"})
-    api.apply(project.settings)
+    api.apply(project.target)
     project.write({"001-schema/002-b.sql": TABLE_B})
     events = []
-    api.apply(project.settings, backup=True, on_event=events.append)
+    api.apply(project.target, backup=True, on_event=events.append)
     backed = [e for e in events if isinstance(e, api.BackedUp)]
     assert len(backed) == 1
     assert "before-1002" in backed[0].path
@@ -233,7 +235,7 @@ def test_backups_pruned_to_newest_n(project):
     settings = project.with_settings(backup_keep=2)
     for i in range(1, 5):
         project.write({f"001-schema/00{i}-t.sql": f"CREATE TABLE t{i} ();\n"})
-        api.apply(settings, backup=True)
+        api.apply(api.target(settings), backup=True)
     dumps = sorted((project.root / ".chainops/backups").glob("*.dump"))
     assert len(dumps) == 2
     assert "before-1004" in dumps[-1].name
@@ -241,8 +243,8 @@ def test_backups_pruned_to_newest_n(project):
 
 def test_no_backup_when_nothing_pending(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
-    api.apply(project.settings, backup=True)
+    api.apply(project.target)
+    api.apply(project.target, backup=True)
     assert not (project.root / ".chainops/backups").exists()
 
 
@@ -255,10 +257,10 @@ def test_baseline_records_blocks_without_running_them(project):
             "001-schema/003-c.sql": "CREATE TABLE c ();\n",
         }
     )
-    result = api.baseline(project.settings, 1002)
+    result = api.baseline(project.target, 1002)
     assert [a.block.mode for a in result.applied] == ["baseline", "baseline"]
-    assert api.verify(project.settings).ok
-    applied = api.apply(project.settings)
+    assert api.verify(project.target).ok
+    applied = api.apply(project.target)
     assert [a.file.number for a in applied.applied] == [1003]
     history = project.query(
         "SELECT outcome FROM blockchain_migrations_history ORDER BY id"
@@ -268,6 +270,6 @@ def test_baseline_records_blocks_without_running_them(project):
 
 def test_baseline_refused_when_ledger_has_blocks(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
-    api.apply(project.settings)
+    api.apply(project.target)
     with pytest.raises(Refused):
-        api.baseline(project.settings, 1001)
+        api.baseline(project.target, 1001)

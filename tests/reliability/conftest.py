@@ -27,7 +27,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from chainops import db
+from chainops.store import connection as db
 from tests.fixtures.postgres import REPO, Server
 
 _counter = itertools.count()
@@ -331,7 +331,7 @@ class PrivateServer:
         return self.folder / "server.log"
 
     def _pg(self, name: str, *args: str) -> None:
-        from chainops import server
+        from chainops.store import server
 
         subprocess.run(
             [str(server.pg_bin(name)), *args],

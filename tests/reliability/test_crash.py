@@ -16,8 +16,9 @@ import time
 import psycopg
 import pytest
 
-from chainops import api, db
+from chainops import api
 from chainops.config import Settings
+from chainops.store import connection as db
 from tests.reliability.conftest import (
     Trial,
     backend_pids,
@@ -97,7 +98,7 @@ def check_state(
             assert done >= 2 or index not in built, f"{why}: {name} index early"
             assert done < 3 or built.get(index) is True, f"{why}: {name} index"
     assert len(partial) <= 1, f"{why}: several partial files {partial}"
-    report = api.verify(settings_for(trial))
+    report = api.verify(api.target(settings_for(trial)))
     assert report.ok, f"{why}: {report.findings}"
     return partial
 

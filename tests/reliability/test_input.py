@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from chainops import api, files, statements
+from chainops import api
 from chainops.config import Settings
 from chainops.errors import MigrationFileError
+from chainops.source import files, statements
 from tests.reliability.conftest import (
     clean_env,
     command,
@@ -160,7 +161,7 @@ def test_i1_fuzzed_names_are_accepted_ignored_or_refused_in_one_line(project, na
             assert [f.filename for f in found] == accepted
             return
         with pytest.raises(MigrationFileError) as caught:
-            api.apply(settings_)
+            api.apply(api.target(settings_))
         message = str(caught.value)
         assert message.startswith(shown(refused) + " "), (names, message)
         assert message.isprintable(), message  # one line, no terminal escapes

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from chainops import api, chain
+from chainops import api, chain, model
 from chainops.config import Settings, load_settings
 from chainops.errors import ConfigError
 from tests.fixtures.postgres import REPO
@@ -276,14 +276,14 @@ def test_s2_schema_names_round_trip_or_are_refused_in_one_line(project, name):
         return
     assert acceptable(name), f"{name!r} accepted"
     settings_ = dataclasses.replace(project.settings, ledger_schema=name)
-    api.apply(settings_)
+    api.apply(api.target(settings_))
     found = project.query(
         "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relname = 'blockchain_migrations' AND n.nspname = %s",
         (name,),
     )
     assert found == [(name,)]
-    assert api.verify(settings_).ok
+    assert api.verify(api.target(settings_)).ok
     assert project.query("SELECT to_regclass('a') IS NULL") == [(True,)]
     if name != "public":
         project.query(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
@@ -385,19 +385,20 @@ def applied_trial(fresh) -> Trial:
     settings_ = Settings(trial.root, trial.migrations, database_url=trial.url)
     api.lock(settings_)
     assert (trial.migrations / "chain.lock").is_file()
-    assert len(api.apply(settings_).applied) == 6
+    assert len(api.apply(api.target(settings_)).applied) == 6
     return trial
 
 
 def rehash_from(trial: Trial, height: int) -> None:
     """Recompute every block hash from `height` on, as a careful forger would."""
     settings_ = Settings(trial.root, trial.migrations, database_url=trial.url)
-    from chainops import db, ledger
+    from chainops.store import connection as db
+    from chainops.store import ledger
 
     conn = db.connect(trial.url)
     try:
-        blocks = ledger.read_state(conn, settings_.ledger_schema).blocks
-        previous = chain.GENESIS if height == 1 else blocks[height - 2].block_hash
+        blocks = ledger.read_snapshot(conn, settings_.ledger_schema).blocks
+        previous = model.GENESIS if height == 1 else blocks[height - 2].block_hash
         for block in blocks[height - 1 :]:
             fixed = dataclasses.replace(block, previous_hash=previous)
             fixed = dataclasses.replace(fixed, block_hash=chain.recompute(fixed))
@@ -480,7 +481,7 @@ def test_s3_every_ledger_mutation_is_detected_by_verify(fresh):
             f"{mutation}: {migrate.err}"
         )
         restore(trial, saved)
-        assert api.verify(settings_).ok, mutation
+        assert api.verify(api.target(settings_)).ok, mutation
 
 
 def test_s3_consistent_whole_chain_rewrite_is_caught_by_the_chain_lock(fresh):
@@ -574,7 +575,7 @@ def as_role(trial: Trial, role: str) -> str:
 def test_s4_app_role_cannot_change_ledger_and_readonly_role_can_verify(fresh, roles):
     import subprocess
 
-    from chainops import server
+    from chainops.store import server
 
     trial = fresh.new()
     try:

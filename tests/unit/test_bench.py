@@ -15,7 +15,7 @@ from bench.measure import Sample, read_rusage, summarise
 from bench.runner import GroupResult, Row
 from bench.table import PSQL_ONE, medians_table, targets_table
 from bench.workloads import Group
-from chainops.files import discover
+from chainops.source.files import discover
 
 
 @pytest.mark.parametrize(

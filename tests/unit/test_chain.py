@@ -9,18 +9,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chainops.chain import (
-    GENESIS,
-    Block,
-    canonical_bytes,
-    find_out_of_order,
-    find_pending,
-    head_hash,
-    recompute,
-    verify_files,
-    verify_links,
-)
-from chainops.files import HASH_ALGORITHM, MigrationFile
+from chainops.chain import canonical_bytes, head_hash, recompute
+from chainops.model import GENESIS, Block, MigrationFile
+from chainops.plan import find_out_of_order, find_pending
+from chainops.source.files import HASH_ALGORITHM
+from chainops.verify import verify_files, verify_links
 
 T0 = datetime(2025, 9, 21, 10, 0, tzinfo=timezone.utc)
 

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from chainops import api, lockfile, report, statements
+from chainops import api, report
 from chainops.config import Settings
 from chainops.errors import ConfigError, MigrationFileError
-from chainops.files import discover, slugify, write_template
+from chainops.model import LockChanges
+from chainops.source import lockfile, statements
+from chainops.source.files import discover
+from chainops.source.template import slugify, write_template
+from chainops.verify import verify_lock
 
 NOW = datetime(2025, 9, 21, 0, 0, tzinfo=timezone.utc)
 
@@ -104,7 +108,7 @@ def test_create_three_in_a_row_gives_consecutive_numbers_and_a_verified_lock(
         "001-schema/002-add-orders.sql",
         "001-schema/003-add-prices.sql",
     ]
-    report = api.verify(settings, files_only=True)
+    report = api.verify_files(settings)
     assert report.ok
     assert report.files == 3
     lock_text = (settings.migrations_dir / "chain.lock").read_text()
@@ -117,7 +121,7 @@ def test_files_only_fails_when_any_listed_file_is_edited_by_hand(settings, edite
         api.create(settings, name, "schema")
     path = sorted((settings.migrations_dir / "001-schema").iterdir())[edited]
     path.write_text(path.read_text() + "CREATE TABLE t ();\n")
-    report = api.verify(settings, files_only=True)
+    report = api.verify_files(settings)
     rel = f"001-schema/{path.name}"
     assert [(f.kind, f.path) for f in report.findings] == [("lock", rel)]
     assert report.findings[0].message.startswith(f"{rel} differs from chain.lock")
@@ -248,7 +252,7 @@ def test_create_locks_every_file_when_there_was_no_lock(settings):
     created = api.create(settings, "b", "schema")
     assert created.lock_created
     assert created.locked == 2
-    assert api.verify(settings, files_only=True).ok
+    assert api.verify_files(settings).ok
 
 
 def test_create_adds_only_its_file_when_the_lock_is_stale(settings):
@@ -256,7 +260,7 @@ def test_create_adds_only_its_file_when_the_lock_is_stale(settings):
     write(settings, {"002-functions/001-by-hand.sql": "SELECT 1;"})
     created = api.create(settings, "b", "schema")
     assert not created.lock_created
-    report = api.verify(settings, files_only=True)
+    report = api.verify_files(settings)
     assert [(f.kind, f.path) for f in report.findings] == [
         ("unlocked", "002-functions/001-by-hand.sql")
     ]
@@ -265,7 +269,7 @@ def test_create_adds_only_its_file_when_the_lock_is_stale(settings):
 def test_files_only_is_config_error_naming_the_fix_when_there_is_no_lock(settings):
     write(settings, {"001-schema/001-a.sql": "SELECT 1;"})
     with pytest.raises(ConfigError) as caught:
-        api.verify(settings, files_only=True)
+        api.verify_files(settings)
     assert caught.value.exit_code == 2
     assert str(caught.value) == (
         "the migrations folder has no chain.lock; run inv migrate.lock to create it, "
@@ -276,12 +280,12 @@ def test_files_only_is_config_error_naming_the_fix_when_there_is_no_lock(setting
 def test_lock_adds_hand_written_file_and_reports_what_changed(settings):
     api.create(settings, "a", "schema")
     write(settings, {"001-schema/002-by-hand.sql": "SELECT 1;"})
-    assert not api.verify(settings, files_only=True).ok
+    assert not api.verify_files(settings).ok
     result = api.lock(settings)
     assert result.previous == "read"
-    assert result.changes == lockfile.Changes(("001-schema/002-by-hand.sql",), (), ())
+    assert result.changes == LockChanges(("001-schema/002-by-hand.sql",), (), ())
     assert result.files == 2
-    assert api.verify(settings, files_only=True).ok
+    assert api.verify_files(settings).ok
 
 
 def test_lock_rewrites_a_lock_left_with_merge_conflict_markers(settings):
@@ -290,15 +294,15 @@ def test_lock_rewrites_a_lock_left_with_merge_conflict_markers(settings):
     lock.write_text("<<<<<<< HEAD\n" + lock.read_text())
     result = api.lock(settings)
     assert result.previous == "unreadable"
-    assert api.verify(settings, files_only=True).ok
+    assert api.verify_files(settings).ok
 
 
 # --- output ----------------------------------------------------------------------
 
 
 def test_lock_lines_say_what_lock_did_for_each_previous_state():
-    none = lockfile.Changes((), (), ())
-    some = lockfile.Changes(("001-schema/002-b.sql",), ("001-schema/009-x.sql",), ())
+    none = LockChanges((), (), ())
+    some = LockChanges(("001-schema/002-b.sql",), ("001-schema/009-x.sql",), ())
     head = "ab" * 32
     assert report.lock_lines(api.LockReport(head, 2, "missing", none)) == [
         "✓ wrote chain.lock: 2 files, head abababababab; commit it with the migrations"
@@ -318,7 +322,7 @@ def test_lock_lines_say_what_lock_did_for_each_previous_state():
 
 def test_verify_lines_and_head_line_speak_of_the_lock_when_files_only(settings):
     api.create(settings, "a", "schema")
-    result = api.verify(settings, files_only=True)
+    result = api.verify_files(settings)
     assert report.verify_lines(result) == [
         f"✓ chain.lock matches 1 file; head {result.lock_head[:12]}"
     ]
@@ -330,8 +334,8 @@ def test_verify_lines_and_head_line_speak_of_the_lock_when_files_only(settings):
 
 def test_lock_stale_event_is_one_warning_line_with_the_fix(settings):
     write(settings, {"001-schema/001-a.sql": "SELECT 1;", "001-schema/002-b.sql": "x;"})
-    found = lockfile.verify_files(lockfile.build([]), discover(settings.migrations_dir))
+    found = verify_lock(lockfile.build([]), discover(settings.migrations_dir))
     assert report.event_line(api.LockStale(tuple(found))) == (
-        "○ 001-schema/001-a.sql is not in chain.lock (and 1 more); run inv "
+        "○ 001-schema/001-a.sql is not in chain.lock (and 1 more problem); run inv "
         "migrate.lock to add it (production refuses files that do not match chain.lock)"
     )

@@ -6,8 +6,7 @@ import inspect
 
 import pytest
 
-from chainops import errors, runner
-from chainops.chain import Finding
+from chainops import errors, verify
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
@@ -23,9 +22,11 @@ from chainops.errors import (
     MigrationFileError,
     OutOfOrder,
     PartiallyApplied,
+    PermissionDenied,
     Refused,
     SchemaDrift,
 )
+from chainops.model import Finding
 
 # The documented table (STYLE.md section 2 and the README's exit codes).
 DOCUMENTED_EXIT_CODES = {
@@ -41,6 +42,7 @@ DOCUMENTED_EXIT_CODES = {
     DatabaseAccessError: 5,
     CannotConnect: 5,
     LockTimeout: 5,
+    PermissionDenied: 5,
     MigrationFailed: 6,
     Refused: 7,
     Interrupted: 130,
@@ -204,7 +206,7 @@ def finding(kind: str, n: int = 1) -> Finding:
 
 
 def test_raise_findings_returns_when_there_are_no_findings():
-    assert runner.raise_findings([]) is None
+    assert verify.raise_findings([]) is None
 
 
 @pytest.mark.parametrize(
@@ -220,7 +222,7 @@ def test_raise_findings_raises_leaf_class_when_there_is_one_finding(kind, cls):
     only = finding(kind)
 
     with pytest.raises(cls) as caught:
-        runner.raise_findings([only])
+        verify.raise_findings([only])
 
     err = caught.value
     assert type(err) is cls
@@ -247,7 +249,7 @@ def test_raise_findings_mentions_the_rest_when_there_are_several(count, mention)
     ]
 
     with pytest.raises(AppliedFileChanged) as caught:
-        runner.raise_findings(found)
+        verify.raise_findings(found)
 
     err = caught.value
     assert err.findings == tuple(found)
@@ -264,7 +266,7 @@ def test_raise_findings_appends_count_when_first_message_has_no_advice():
     bare = Finding("tampered", "001-schema/001-x.sql", "the ledger: block 1 is odd")
 
     with pytest.raises(LedgerTampered) as caught:
-        runner.raise_findings([bare, finding("tampered", 2), finding("tampered", 3)])
+        verify.raise_findings([bare, finding("tampered", 2), finding("tampered", 3)])
 
     assert str(caught.value) == (
         "the ledger: block 1 is odd (and 2 more problems); nothing was applied"

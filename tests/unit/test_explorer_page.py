@@ -11,7 +11,7 @@ import re
 import pytest
 
 from chainops.errors import ConfigError
-from chainops.explorer import _POLICY, parse_port, render_page
+from chainops.web.explorer import _POLICY, parse_port, render_page
 
 HOSTILE = '<script>alert("x")</script>&'
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainops.errors import MigrationFileError
-from chainops.files import HASH_ALGORITHM, discover, locate, normalise
+from chainops.source.files import HASH_ALGORITHM, discover, locate, normalise
 
 VALID = b"CREATE TABLE t (id int);\n"
 

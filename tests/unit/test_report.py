@@ -11,11 +11,19 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chainops import report, runner
-from chainops.api import Entry, StatusReport, VerifyReport
-from chainops.chain import GENESIS, Block, Finding, recompute
+from chainops import model, report
+from chainops.chain import recompute
 from chainops.errors import AppliedFileChanged, LedgerTampered
-from chainops.files import HASH_ALGORITHM, MigrationFile
+from chainops.model import (
+    GENESIS,
+    Block,
+    Entry,
+    Finding,
+    MigrationFile,
+    StatusReport,
+    VerifyReport,
+)
+from chainops.source.files import HASH_ALGORITHM
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 T0 = datetime(2025, 9, 21, 10, 0, tzinfo=timezone.utc)
@@ -362,7 +370,7 @@ def test_event_line_names_number_file_and_duration_when_migration_applied(
     mode, expected
 ):
     path = "001-schema/001-initial-tables.sql"
-    event = runner.Applied(_migration(path), block(path, 1, mode=mode), 42)
+    event = model.Applied(_migration(path), block(path, 1, mode=mode), 42)
 
     assert report.event_line(event) == expected
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chainops.schema import KINDS, Snapshot
-from chainops.schema_diff import diff
+from chainops.store.catalog import KINDS, Snapshot
+from chainops.store.catalog_diff import diff
 
 USERS: dict[str, dict[str, dict[str, str]]] = {"table": {"public.users": {}}}
 EMAIL = {"table": "public.users", "position": "2", "type": "text", "not_null": "true"}

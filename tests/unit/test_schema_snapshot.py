@@ -6,8 +6,8 @@ import zlib
 
 import pytest
 
-from chainops import schema
 from chainops.errors import ConfigError, LedgerTampered
+from chainops.store import catalog as schema
 
 OBJECTS: dict[str, dict[str, dict[str, str]]] = {
     "table": {"public.b": {}, "public.a": {"unlogged": "true"}},

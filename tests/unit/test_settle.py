@@ -19,7 +19,7 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from chainops.watch import Settle
+from chainops.dev.watch import Settle
 
 ROOT = Path("/project/migrations")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pglast.parser import ParseError
 
-from chainops import statements
 from chainops.errors import MigrationFileError
-from chainops.statements import (
+from chainops.source import statements
+from chainops.source.statements import (
     EmptyMigration,
     Plan,
     check_syntax,
@@ -219,7 +219,6 @@ def test_plan_flags_each_statement_when_file_wraps_itself_in_begin_commit():
         ("--chainops:no-transaction", True),
         ("  --   CHAINOPS:No-Transaction \t", True),
         ("\t-- chainops: no-transaction", True),
-        ("-- chainops:no-transactions", False),
         ("SELECT 2; -- chainops:no-transaction", False),
         ("-- see chainops:no-transaction", False),
     ],
@@ -229,6 +228,19 @@ def test_plan_honours_directive_when_line_is_exactly_the_directive(line, honoure
     assert plan.transactional is not honoured
     if honoured:
         assert plan.reason == "-- chainops:no-transaction directive at line 2"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "-- chainops:no-transactions",
+        "-- CHAINOPS:bogus",
+        "-- Chainops:lock-timeout=soon",
+    ],
+)
+def test_plan_refuses_directive_when_name_or_value_is_unknown(line):
+    with pytest.raises(MigrationFileError, match=rf"^{PATH}:2: "):
+        plan_migration(f"SELECT 1;\n{line}\nSELECT 3;", PATH)
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from chainops.api import Entry, StatusReport
-from chainops.chain import GENESIS, Block, Finding
-from chainops.files import MigrationFile
-from chainops.triage import Decider
+from chainops.dev.triage import Decider
+from chainops.model import GENESIS, Block, Entry, Finding, MigrationFile, StatusReport
 from tests.fixtures.hashing import hash_text
 
 APPLIED_AT = datetime(2025, 9, 21, 10, 0, tzinfo=timezone.utc)

@@ -1,7 +1,8 @@
-"""Apply one migration file and write its block: in one transaction, or one statement
-at a time with recorded progress when PostgreSQL refuses a transaction block.
+"""Send one migration file and its block to the server: in one transaction, or one
+statement at a time with recorded progress when PostgreSQL refuses a transaction
+block. A server error becomes a MigrationFailed placed at the file's line.
 
-Called by the runner under the advisory lock; never prints.
+Called by `execute` under the advisory lock; never prints.
 """
 
 from __future__ import annotations
@@ -9,40 +10,42 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
-from chainops import __version__, chain, ledger, prescan
-from chainops.chain import Block
+from chainops import __version__, chain
 from chainops.errors import (
     ROLLED_BACK,
     Interrupted,
     MigrationFailed,
     MigrationFileError,
 )
-from chainops.files import HASH_ALGORITHM, MigrationFile, locate, read_directives
+from chainops.model import (
+    Applied,
+    Attempt,
+    Block,
+    MigrationFile,
+    Mode,
+    Outcome,
+    Status,
+)
+from chainops.source.directives import Directives
+from chainops.source.files import HASH_ALGORITHM, locate
+from chainops.store import ledger
+from chainops.store.connection import Conn
+from chainops.store.writer import Row, Writer
 
-if TYPE_CHECKING:
-    from chainops.statements import Statement
+if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
+    from chainops.source.statements import Statement
 
-Conn = ledger.Conn
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 _OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 _LOCK_NOT_AVAILABLE = "55P03"
 _ONE_MESSAGE_LIMIT = 1 << 20  # bytes; a bigger file is sent as a message of its own
-
-
-@dataclass(frozen=True)
-class Applied:
-    """Event and result: one migration became a block."""
-
-    file: MigrationFile
-    block: Block
-    duration_ms: int
 
 
 def progress_hash(texts: Sequence[str]) -> str:
@@ -64,32 +67,17 @@ class Applier:
     ) -> None:
         self.conn, self.schema, self.user, self.host = conn, schema, user, host
         self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
-        self._writer = ledger.Writer(conn, schema)
-        self._default_timeouts = self._timeouts(None, "LOCAL")
-
-    def apply(
-        self,
-        file: MigrationFile,
-        blocks: Sequence[Block],
-        attempt: ledger.Attempt | None,
-    ) -> Applied:
-        if not prescan.needs_parse(file.data):
-            return self._apply_in_transaction(file, blocks)
-        from chainops import statements  # pglast, only for a file that needs it
-
-        plan = statements.plan_migration(file.text, file.path)
-        if plan.transactional:
-            return self._apply_in_transaction(file, blocks)
-        return self._apply_statements(file, blocks, plan.statements, attempt)
+        self._writer = Writer(conn, schema)
+        self._default_timeouts = self._timeouts(Directives(), "LOCAL")
 
     def record_baseline(self, file: MigrationFile, blocks: Sequence[Block]) -> Block:
         """Write a block for a file whose effect is already in the database."""
         started = datetime.now(timezone.utc)
-        block = self._block(file, blocks, started, "baseline")
-        row = self._row(file, started, "baseline", 0)
+        block = self._block(file, blocks, started, Mode.BASELINE)
+        row = self._row(file, started, Mode.BASELINE, 0)
         self.conn.execute(
             self._writer.write(
-                row, status="completed", block=block, outcome="baselined"
+                row, status=Status.COMPLETED, block=block, outcome=Outcome.BASELINED
             )
         )
         return block
@@ -99,8 +87,8 @@ class Applier:
         started = datetime.now(timezone.utc)
         height = len(blocks) + 1
         details = "\n".join(changes)
-        block = Block(
-            height=height,
+        block = chain.build_block(
+            blocks,
             number=-height,  # never a file's number
             path=f"(schema drift accepted at block {height})",
             content_hash=hashlib.sha256(details.encode("utf-8")).hexdigest(),
@@ -108,39 +96,26 @@ class Applier:
             applied_at=started,
             applied_by=self.user,
             client_host=self.host,
-            mode="drift",
-            previous_hash=chain.head_hash(blocks),
-            block_hash="",
+            mode=Mode.DRIFT,
         )
-        block = replace(block, block_hash=chain.recompute(block))
-        row = ledger.Row(
-            number=block.number,
-            path=block.path,
-            content_hash=block.content_hash,
-            hash_algorithm=HASH_ALGORITHM,
-            started_at=started,
-            duration_ms=0,
-            mode="drift",
-            applied_by=self.user,
-            client_host=self.host,
-            version=__version__,
+        row = self._row_of(
+            block.number, block.path, block.content_hash, started, Mode.DRIFT, 0
         )
         self.conn.execute(
             self._writer.write(
                 row,
-                status="completed",
+                status=Status.COMPLETED,
                 block=block,
-                outcome="drift-accepted",
+                outcome=Outcome.DRIFT_ACCEPTED,
                 details=details,
             )
         )
         return block
 
-    def _timeouts(self, file: MigrationFile | None, scope: str) -> bytes:
+    def _timeouts(self, directives: Directives, scope: str) -> bytes:
         """SET statements for the run's timeouts, or a file's own directives."""
-        directives = read_directives(file.text, file.path) if file else {}
-        lock = directives.get("lock-timeout", self.lock_timeout)
-        statement = directives.get("statement-timeout", self.statement_timeout)
+        lock = directives.lock_timeout or self.lock_timeout
+        statement = directives.statement_timeout or self.statement_timeout
         query = "SET {scope} lock_timeout = {}; SET {scope} statement_timeout = {};\n"
         return (
             sql.SQL(query)
@@ -150,11 +125,22 @@ class Applier:
 
     def _row(
         self, file: MigrationFile, started: datetime, mode: str, ms: int | None
-    ) -> ledger.Row:
-        return ledger.Row(
-            number=file.number,
-            path=file.path,
-            content_hash=file.sha256,
+    ) -> Row:
+        return self._row_of(file.number, file.path, file.sha256, started, mode, ms)
+
+    def _row_of(
+        self,
+        number: int,
+        path: str,
+        content_hash: str,
+        started: datetime,
+        mode: str,
+        ms: int | None,
+    ) -> Row:
+        return Row(
+            number=number,
+            path=path,
+            content_hash=content_hash,
             hash_algorithm=HASH_ALGORITHM,
             started_at=started,
             duration_ms=ms,
@@ -167,8 +153,8 @@ class Applier:
     def _block(
         self, file: MigrationFile, blocks: Sequence[Block], started: datetime, mode: str
     ) -> Block:
-        block = Block(
-            height=len(blocks) + 1,
+        return chain.build_block(
+            blocks,
             number=file.number,
             path=file.path,
             content_hash=file.sha256,
@@ -177,22 +163,20 @@ class Applier:
             applied_by=self.user,
             client_host=self.host,
             mode=mode,
-            previous_hash=chain.head_hash(blocks),
-            block_hash="",
         )
-        return replace(block, block_hash=chain.recompute(block))
 
-    def _apply_in_transaction(
-        self, file: MigrationFile, blocks: Sequence[Block]
+    def apply_in_transaction(
+        self, file: MigrationFile, blocks: Sequence[Block], directives: Directives
     ) -> Applied:
+        """Send the file and its block in one transaction: both commit or neither."""
         started = datetime.now(timezone.utc)
-        block = self._block(file, blocks, started, "transaction")
-        row = self._row(file, started, "transaction", None)
-        record = self._writer.write(row, status="completed", block=block)
+        block = self._block(file, blocks, started, Mode.TRANSACTION)
+        row = self._row(file, started, Mode.TRANSACTION, None)
+        record = self._writer.write(row, status=Status.COMPLETED, block=block)
         prefix = (
-            self._timeouts(file, "LOCAL")
-            if b"chainops:" in file.data
-            else self._default_timeouts
+            self._default_timeouts
+            if directives == Directives()
+            else self._timeouts(directives, "LOCAL")
         )
         t0 = time.perf_counter()
         # Two round trips: the file in its own message inside BEGIN, so that nothing
@@ -216,18 +200,21 @@ class Applier:
         except psycopg.Error as err:
             self._rollback_open_transaction()
             raise self._failed(
-                file, started, t0, err, "transaction", 0, None, base
+                file, started, t0, err, Mode.TRANSACTION, 0, None, base
             ) from err
         ms = round((time.perf_counter() - t0) * 1000)
         return Applied(file, replace(block, duration_ms=ms), ms)
 
-    def _apply_statements(
+    def apply_statements(
         self,
         file: MigrationFile,
         blocks: Sequence[Block],
         stmts: Sequence[Statement],
-        attempt: ledger.Attempt | None,
+        attempt: Attempt | None,
+        directives: Directives,
     ) -> Applied:
+        """Run the statements one by one in autocommit, recording progress after
+        each, from where `attempt` stopped; the block is written after the last."""
         texts = [s.text for s in stmts]
         start = attempt.statements_done if attempt else 0
         if start and attempt and attempt.progress_hash != progress_hash(texts[:start]):
@@ -236,19 +223,19 @@ class Applier:
                 "applied; restore them, --resume continues only the same file"
             )
         started = datetime.now(timezone.utc)
-        mode = "no-transaction"
+        mode = Mode.NO_TRANSACTION
         try:
             self.conn.execute(
                 self._writer.write(
                     self._row(file, started, mode, 0),
-                    status="running",
+                    status=Status.RUNNING,
                     statements_done=start,
                     statements_total=len(texts),
                     progress_hash=progress_hash(texts[:start]),
                     history=False,
                 )
             )
-            self.conn.execute(self._timeouts(file, "SESSION"))
+            self.conn.execute(self._timeouts(directives, "SESSION"))
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
         t0 = time.perf_counter()
@@ -296,7 +283,7 @@ class Applier:
             self.conn.execute(
                 self._writer.write(
                     self._row(file, started, mode, ms),
-                    status="completed",
+                    status=Status.COMPLETED,
                     block=block,
                     statements_done=len(texts),
                     statements_total=len(texts),
@@ -321,12 +308,12 @@ class Applier:
                 f"interrupted while applying {file.path}; what is in place could not "
                 "be read back, run migrate.status to see"
             )
-        if found is None or (transactional and found[0] != "completed"):
+        if found is None or (transactional and found[0] != Status.COMPLETED):
             return Interrupted(
                 f"interrupted while applying {file.path}; it was rolled back"
             )
         status, done = found
-        if status == "completed":
+        if status == Status.COMPLETED:
             return Interrupted(
                 f"interrupted just after {file.path} was applied; "
                 "run migrate again to apply the rest"
@@ -365,7 +352,7 @@ class Applier:
             position = base + int(diag.statement_position) - 1
             if 0 <= position < len(file.text):
                 line, column = locate(file.text, position)
-        elif mode != "transaction":
+        elif mode != Mode.TRANSACTION:
             line, column = locate(file.text, base)
         hint = diag.message_hint
         if diag.sqlstate == _LOCK_NOT_AVAILABLE:
@@ -383,7 +370,7 @@ class Applier:
             self._record_failure(file, started, t0, mode, message, line, diag.sqlstate,
                                  done, total, done_texts)  # fmt: skip
             advice = ROLLED_BACK
-            if mode != "transaction":
+            if mode != Mode.TRANSACTION:
                 advice = (
                     f"statements 1-{done} are in place; fix the cause and run "
                     f"migrate --resume to continue at statement {done + 1}"
@@ -419,7 +406,7 @@ class Applier:
         self.conn.execute(
             self._writer.write(
                 self._row(file, started, mode, ms),
-                status="failed",
+                status=Status.FAILED,
                 error=f"{message}{where} (SQLSTATE {sqlstate})",
                 statements_done=done,
                 statements_total=total,

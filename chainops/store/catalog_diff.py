@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from chainops.schema import KINDS, RELATIONS, Snapshot
+from chainops.store.catalog import KINDS, RELATIONS, Snapshot
 
 _MEMBERS = ("column", "constraint", "trigger")  # named <relation>.<member>
 

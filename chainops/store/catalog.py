@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from chainops.errors import ConfigError, LedgerTampered
+from chainops.store.connection import Conn
 
 FORMAT = "chainops-schema-v1"
 
@@ -40,7 +41,6 @@ KINDS = (
 RELATIONS = ("table", "view", "materialized view")
 
 Objects = Mapping[str, Mapping[str, Mapping[str, str]]]
-Conn = psycopg.Connection[tuple[object, ...]]
 
 
 @dataclass(frozen=True)
@@ -328,17 +328,9 @@ _TOKEN = re.compile(
 )
 _WORD = re.compile(r'"(?:[^"]|"")*"|[A-Za-z_][\w$]*')
 _SUBQUERY_STARTS = ("SELECT", "WITH", "VALUES")
-_FROM_ENDS = {
-    "WHERE",
-    "GROUP",
-    "HAVING",
-    "WINDOW",
-    "ORDER",
-    "LIMIT",
-    "OFFSET",
-    "FETCH",
-    "FOR",
-}
+_FROM_ENDS = frozenset(
+    ["WHERE", "GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "OFFSET", "FETCH", "FOR"]
+)
 
 
 def _unqualify(definition: str) -> str:

@@ -1,6 +1,7 @@
 """The chain lock: every migration file's content hash and a head line, kept in git.
 
-Pure: renders, parses and compares locks; the caller reads and writes chain.lock.
+Renders, parses, compares, reads and writes chain.lock; what the lock proves about
+files and blocks is checked in `verify`.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from chainops.chain import Block, Finding
-from chainops.errors import DriftError, MigrationFileError, short
-from chainops.files import HASH_ALGORITHM, MigrationFile, parse_name
+from chainops.errors import DriftError, MigrationFileError, with_more
+from chainops.model import Finding, LockChanges, MigrationFile
+from chainops.source.files import HASH_ALGORITHM, parse_name
 
 LOCK_NAME = "chain.lock"
 HEADER = "# chainops chain.lock v1"
@@ -151,131 +153,40 @@ def parse(text: str) -> Lock:
     return lock
 
 
-@dataclass(frozen=True)
-class Changes:
-    """How a new lock differs from the previous one, by path."""
-
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]
-
-
-def compare(old: Lock, new: Lock) -> Changes:
+def compare(old: Lock, new: Lock) -> LockChanges:
     before, after = old.hashes(), new.hashes()
-    return Changes(
+    return LockChanges(
         tuple(p for p in after if p not in before),
         tuple(p for p in before if p not in after),
         tuple(p for p in after if p in before and before[p] != after[p]),
     )
 
 
-def verify_files(lock: Lock, files: Sequence[MigrationFile]) -> list[Finding]:
-    """Files not in the lock, differing from it, or listed in it but missing."""
-    locked = lock.hashes()
-    findings: list[Finding] = []
-    for f in files:
-        expected = locked.get(f.path)
-        if expected is None:
-            findings.append(
-                Finding(
-                    "unlocked",
-                    f.path,
-                    f"{f.path} is not in {LOCK_NAME}; {RELOCK} to add it",
-                )
-            )
-        elif expected != f.sha256:
-            findings.append(
-                Finding(
-                    "lock",
-                    f.path,
-                    f"{f.path} differs from {LOCK_NAME} (locked {short(expected)}, "
-                    f"now {short(f.sha256)}); if it was applied anywhere, restore it "
-                    "from git and put the change in a new migration, otherwise "
-                    f"{RELOCK}",
-                    expected=expected,
-                    current=f.sha256,
-                )
-            )
-    present = {f.path for f in files}
-    findings += [
-        Finding(
-            "lock",
-            path,
-            f"{LOCK_NAME} lists {path} but the file is missing; restore it from git, "
-            f"or {RELOCK} if it was never applied",
-            expected=digest,
-        )
-        for path, digest in locked.items()
-        if path not in present
-    ]
-    return findings
-
-
-def verify_ledger(
-    lock: Lock, blocks: Iterable[Block], files: Sequence[MigrationFile], strict: bool
-) -> list[Finding]:
-    """Compare each block's content hash with the lock.
-
-    A block that differs while the file still matches the lock means the ledger was
-    rewritten (or the file was edited and locked again): always a finding. A block
-    the lock does not know, or one newer than its stale entry, is only a finding
-    when `strict` (production): in development the watcher applies files before
-    they are locked.
-    """
-    locked = lock.hashes()
-    current = {f.path: f.sha256 for f in files}
-    findings: list[Finding] = []
-    for b in blocks:
-        if b.is_drift:  # records accepted schema drift, not a file
-            continue
-        where = f"the ledger: block {b.height} ({b.path})"
-        expected = locked.get(b.path)
-        if expected is None:
-            if strict:
-                findings.append(
-                    Finding(
-                        "unlocked",
-                        b.path,
-                        f"{where} is not in {LOCK_NAME}; a file was applied without "
-                        f"being locked, {RELOCK} and commit it if it belongs",
-                    )
-                )
-        elif expected != b.content_hash and current.get(b.path) == expected:
-            findings.append(
-                Finding(
-                    "tampered",
-                    b.path,
-                    f"{where} records content {short(b.content_hash)} but the file "
-                    f"and {LOCK_NAME} have {short(expected)}; the ledger was "
-                    "rewritten (restore it from a backup), or the file was edited "
-                    f"and locked again after it was applied (git log -p {LOCK_NAME} "
-                    "tells which)",
-                    expected=expected,
-                    current=b.content_hash,
-                )
-            )
-        elif expected != b.content_hash and strict:
-            findings.append(
-                Finding(
-                    "lock",
-                    b.path,
-                    f"{where} records content {short(b.content_hash)} but "
-                    f"{LOCK_NAME} has {short(expected)}; a version of the file that "
-                    "was never locked was applied",
-                    expected=expected,
-                    current=b.content_hash,
-                )
-            )
-    return findings
-
-
 def mismatch(findings: Sequence[Finding]) -> LockMismatch:
     """The production refusal naming the first difference and carrying them all."""
-    subject = findings[0].message.partition("; ")[0]
-    rest = len(findings) - 1
-    more = f" (and {rest} more problem{'s' if rest > 1 else ''})" if rest else ""
+    subject = with_more(findings[0].message.partition("; ")[0], len(findings) - 1)
     return LockMismatch(
-        f"{subject}{more}; production applies only files that match the committed "
+        f"{subject}; production applies only files that match the committed "
         f"{LOCK_NAME} ({RELOCK} and commit), so nothing was applied",
         tuple(findings),
     )
+
+
+def read_lock(migrations_dir: Path) -> Lock | None:
+    """Read chain.lock from the migrations folder; None when there is none."""
+    try:
+        data = (migrations_dir / LOCK_NAME).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise MigrationFileError(
+            f"{LOCK_NAME} cannot be read ({err.strerror}); check its permissions"
+        ) from err
+    return parse(data.decode("utf-8", "replace"))
+
+
+def write_lock(migrations_dir: Path, lock: Lock) -> None:
+    path = migrations_dir / LOCK_NAME
+    temporary = path.with_name(f".{LOCK_NAME}.tmp")  # hidden: never a migration
+    temporary.write_text(render(lock), encoding="utf-8", newline="\n")
+    temporary.replace(path)  # atomic: a reader sees the old lock or the new one

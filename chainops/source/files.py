@@ -1,7 +1,6 @@
 """Discover migration files and turn them into immutable records.
 
-Knows the naming grammar, the content-hash rule and the template for new files;
-never touches a database.
+Knows the naming grammar and the content-hash rule; never touches a database.
 """
 
 from __future__ import annotations
@@ -10,13 +9,10 @@ import codecs
 import hashlib
 import os
 import re
-import unicodedata
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
-from chainops.config import DURATION as _DURATION
-from chainops.errors import ConfigError, MigrationFileError
+from chainops.errors import MigrationFileError, escape_controls
+from chainops.model import MigrationFile
 
 HASH_ALGORITHM = "sha256-lf"
 """SHA-256 of the UTF-8 text with a leading BOM removed and CRLF/CR turned into LF."""
@@ -28,36 +24,6 @@ FILE_RE = re.compile(r"^([0-9]{3})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
 RESERVED_TOP_LEVEL = {
     "schema.sql"
 }  # chainops' own schema dump lives beside the folders
-
-
-@dataclass(frozen=True)
-class MigrationFile:
-    """One migration file: where it is, its order key and its content."""
-
-    category_index: int  # 1 for 001-schema
-    category: str  # 001-schema
-    index: int  # 5 for 005-user-settings.sql
-    path: str  # 001-schema/005-user-settings.sql, relative to the migrations dir
-    data: bytes  # normalised UTF-8 (no BOM, LF line ends): the exact SQL applied
-    sha256: str
-
-    @property
-    def text(self) -> str:
-        """The SQL as text, decoded on each use, so a big file is held once."""
-        return self.data.decode("utf-8")
-
-    @property
-    def number(self) -> int:
-        """The display number, #1005 for 001-schema/005-x.sql."""
-        return self.category_index * 1000 + self.index
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.category_index, self.index)
-
-    @property
-    def filename(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
 
 
 def is_editor_leftover(name: str) -> bool:
@@ -121,13 +87,8 @@ def parse_name(category: str, name: str) -> tuple[int, int] | None:
     return int(cm.group(1)), int(fm.group(1))
 
 
-def _shown(path: str) -> str:
-    """The path with control, invisible and undecodable characters escaped."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in path)
-
-
 def _reject(path: str, why: str) -> MigrationFileError:
-    return MigrationFileError(f"{_shown(path)} {why}")
+    return MigrationFileError(f"{escape_controls(path)} {why}")
 
 
 def _looks_like_sql(name: str) -> bool:
@@ -280,143 +241,9 @@ def read_migration(
     return MigrationFile(category_index, category, index, rel, data, digest)
 
 
-DIRECTIVES = ("no-transaction", "lock-timeout", "statement-timeout")
-_DIRECTIVE = re.compile(
-    r"^[ \t]*--[ \t]*chainops:[ \t]*([A-Za-z-]+)[ \t]*(?:=[ \t]*(\S+))?[ \t]*$",
-    re.MULTILINE,
-)
-
-
-def read_directives(text: str, path: str) -> dict[str, str]:
-    """Read `-- chainops:name[=value]` lines; an unknown name is refused."""
-    found: dict[str, str] = {}
-    if "chainops:" not in text:  # a fast test, where the line regex reads every line
-        return found
-    for match in _DIRECTIVE.finditer(text):
-        name, value = match.group(1).lower(), match.group(2) or ""
-        if name not in DIRECTIVES:
-            line, _ = locate(text, match.start())
-            raise MigrationFileError(
-                f"{path}:{line}: unknown directive chainops:{name}; "
-                f"use one of {', '.join(DIRECTIVES)}"
-            )
-        if name != "no-transaction" and not _DURATION.match(value):
-            line, _ = locate(text, match.start())
-            raise MigrationFileError(
-                f"{path}:{line}: chainops:{name}={value} is not a duration; "
-                "use for example 30s, 500ms or 2min"
-            )
-        found[name] = value
-    return found
-
-
 def locate(text: str, offset: int) -> tuple[int, int]:
     """Turn a 0-based character offset into a 1-based (line, column)."""
     offset = max(0, min(offset, len(text)))
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return line, column
-
-
-MIGRATION_TYPES = {"schema": 1, "functions": 2, "seed-data": 3}
-"""`create --type`: the folder named NNN-<type>, and its number when it is new."""
-
-TEMPLATE = """\
--- Migration: {name}
--- Date: {date}
--- Description: {description}
-
--- ============================================
--- IMPORTANT: This migration is immutable once applied!
--- Do not modify this file after it has been run in any environment.
--- ============================================
-
--- Your SQL here
-"""
-_NAME_LIMIT = 100  # keeps NNN-name.sql well below the 255-byte file-name limit
-
-
-def slugify(name: str) -> str:
-    """Lower-case ASCII words joined by dashes: 'Add Prefs' becomes add-prefs."""
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")
-
-
-def _type_folder(migrations_dir: Path, kind: str) -> Path:
-    """The folder for a type: an existing NNN-<type> (the highest), else a new one."""
-    folders = sorted(
-        (int(m.group(1)), p)
-        for p in migrations_dir.iterdir()
-        if p.is_dir() and (m := CATEGORY_RE.match(p.name))
-    )
-    own = [p for _, p in folders if p.name[4:] == kind]
-    if own:
-        return own[-1]
-    number = MIGRATION_TYPES[kind]
-    taken = [p.name for n, p in folders if n == number]
-    if taken:
-        raise MigrationFileError(
-            f"there is no {kind} folder and its usual number {number:03d} is taken by "
-            f"{taken[0]}/; create one yourself, for example "
-            f"{folders[-1][0] + 1:03d}-{kind}/"
-        )
-    folder = migrations_dir / f"{number:03d}-{kind}"
-    folder.mkdir()
-    return folder
-
-
-def write_template(
-    migrations_dir: Path,
-    kind: str,
-    name: str,
-    description: str | None,
-    now: datetime,
-) -> Path:
-    """Write the next migration of a type from the template; return its path.
-
-    The number is the folder's highest plus one, so gaps are never filled.
-    """
-    slug = slugify(name)
-    if not slug:
-        raise ConfigError(
-            f"the migration name {name!r} has no letters or digits; pass one, "
-            "for example --name add-user-preferences"
-        )
-    if len(slug) > _NAME_LIMIT:
-        raise ConfigError(
-            f"the migration name is {len(slug)} characters long; "
-            f"use at most {_NAME_LIMIT}"
-        )
-    if kind not in MIGRATION_TYPES:
-        raise ConfigError(
-            f"--type {kind!r} is not a migration type; use one of "
-            f"{', '.join(MIGRATION_TYPES)}"
-        )
-    folder = _type_folder(migrations_dir, kind)
-    highest = 0
-    for entry in folder.iterdir():
-        match = FILE_RE.match(entry.name)
-        if not match:
-            continue
-        if slugify(match.group(2)) == slug:
-            raise ConfigError(
-                f"{folder.name}/{entry.name} already has the name {slug}; "
-                "choose another name"
-            )
-        highest = max(highest, int(match.group(1)))
-    if highest >= 999:
-        raise MigrationFileError(
-            f"{folder.name}/ is full: it already holds number 999; "
-            "start a new category folder"
-        )
-    moment = now.astimezone(timezone.utc)
-    text = TEMPLATE.format(
-        name=slug,
-        date=f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z",
-        description=" ".join((description or "").split())
-        or "Add your migration description here",
-    )
-    path = folder / f"{highest + 1:03d}-{slug}.sql"
-    with path.open("x", encoding="utf-8", newline="\n") as out:
-        out.write(text)
-    return path

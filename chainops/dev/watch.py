@@ -30,8 +30,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from chainops import api, report
-from chainops.applier import Applied
 from chainops.config import Settings
+from chainops.dev.triage import Decider
 from chainops.errors import (
     ChainopsError,
     ConfigError,
@@ -40,8 +40,8 @@ from chainops.errors import (
     MigrationFileError,
     Refused,
 )
-from chainops.files import RESERVED_TOP_LEVEL, MigrationFile, is_editor_leftover
-from chainops.triage import Decider
+from chainops.model import Applied, Event, MigrationFile
+from chainops.source.files import RESERVED_TOP_LEVEL, is_editor_leftover
 
 DELAY = 0.3  # seconds without a change before a file counts as complete
 HOLD = 5.0  # longest wait for a writer that keeps a changed file open
@@ -168,6 +168,7 @@ class Watcher:
                 "CHAINOPS_MIGRATIONS_DIR"
             )
         self._settings, self._say = settings, say
+        self._target = api.target(settings)
         self._label = (
             str(folder.relative_to(settings.project_root))
             if folder.is_relative_to(settings.project_root)
@@ -224,7 +225,7 @@ class Watcher:
         started = time.time()
         try:
             files = api.load_files(self._settings)
-            status = api.status(self._settings)
+            status = api.status(self._target)
         except MigrationFileError as err:
             # A file an in-place save has just created is empty or half-written:
             # wait for the folder to settle before calling it bad.
@@ -246,7 +247,7 @@ class Watcher:
         try:
             # The snapshot is exactly what was checked, so a file changing meanwhile
             # is never applied half-written; its hash is the hash of what runs.
-            api.apply(self._settings, files=decision.files, on_event=self._on_event)
+            api.apply(self._target, files=decision.files, on_event=self._on_event)
         except Interrupted:
             raise
         except MigrationFailed as err:
@@ -299,7 +300,7 @@ class Watcher:
             self._settle.poke(time.monotonic())
             self._changed.notify()
 
-    def _on_event(self, event: api.Event) -> None:
+    def _on_event(self, event: Event) -> None:
         if isinstance(event, Applied):
             self._decider.applied(event.file.path)
             self._say(

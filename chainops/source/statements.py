@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from pglast import ast, enums
 from pglast.parser import ParseError, parse_sql, split
 
-from chainops import prescan
 from chainops.errors import MigrationFileError, one_line
+from chainops.source import scan
+from chainops.source.directives import parse_directives
+from chainops.source.files import locate
 
 log = logging.getLogger(__name__)
 
 PARSE_LIMIT = 1 << 20
 """Texts longer than this many characters are parsed only if the prefilter matches."""
 
-_DIRECTIVE = re.compile(
-    r"^[ \t]*--[ \t]*chainops:[ \t]*no-transaction[ \t]*$", re.IGNORECASE | re.MULTILINE
-)
 _META = re.compile(r"\\[^\s\\]*")
 # PostgreSQL's whitespace; its scanner reads other Unicode spaces as identifier chars.
 _SPACE = frozenset(" \t\n\r\f\v")
@@ -85,7 +84,7 @@ def plan_migration(text: str, path: str) -> Plan:
     A large file is parsed only if `prescan` finds something that could make it
     non-transactional: sending it as it is needs no split.
     """
-    if len(text) > PARSE_LIMIT and not prescan.needs_parse(text.encode()):
+    if len(text) > PARSE_LIMIT and not scan.needs_parse(text.encode()):
         log.debug("%s: %d characters, nothing to split; not parsed", path, len(text))
         return Plan(transactional=True, reason=None, statements=())
     classified = _classify_all(text, path)
@@ -96,23 +95,17 @@ def plan_migration(text: str, path: str) -> Plan:
             if statement.transaction_control:
                 reason = f"manages its own transaction ({reason})"
             break
-    if directive := _DIRECTIVE.search(text):
-        line = locate(text, directive.start())[0]
+    if line := parse_directives(text, path).no_transaction_line:
         reason = f"-- chainops:no-transaction directive at line {line}"
     statements = tuple(statement for statement, _ in classified)
     return Plan(transactional=reason is None, reason=reason, statements=statements)
 
 
 def check_syntax(text: str, path: str) -> None:
-    """Parse all of `text`; raise MigrationFileError if chainops cannot apply it."""
+    """Parse all of `text` and its directives; raise MigrationFileError if chainops
+    cannot apply it."""
+    parse_directives(text, path)
     _classify_all(text, path)
-
-
-def locate(text: str, offset: int) -> tuple[int, int]:
-    """Return the 1-based line and column of a 0-based character offset."""
-    offset = max(0, min(offset, len(text)))
-    line_start = text.rfind("\n", 0, offset) + 1
-    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _classify_all(text: str, path: str) -> list[tuple[Statement, str | None]]:

@@ -6,60 +6,22 @@ every attempt, and a metadata table carrying the ledger's own format version.
 
 from __future__ import annotations
 
-import string
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from chainops.chain import Block
 from chainops.errors import ConfigError
+from chainops.model import FORMAT_VERSION, Attempt, Block, LedgerSnapshot, Status
+from chainops.store.connection import Conn
 
 TABLE = "blockchain_migrations"
 HISTORY = "blockchain_migrations_history"
 META = "blockchain_migrations_meta"
 TABLES = (TABLE, HISTORY, META)
-FORMAT_VERSION = 2
-
-Conn = psycopg.Connection[tuple[object, ...]]
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """A ledger row that is not (yet) a block: a failed or interrupted migration."""
-
-    number: int
-    path: str
-    content_hash: str
-    status: str  # failed or running
-    error_message: str | None
-    statements_done: int
-    statements_total: int | None
-    progress_hash: str | None
-    attempted_at: datetime
-
-
-@dataclass(frozen=True)
-class LedgerState:
-    exists: bool
-    blocks: tuple[Block, ...] = ()
-    attempts: tuple[Attempt, ...] = ()
-    completed_in_history: int = 0  # a deleted newest block still shows up here
-    environment: str | None = None  # the marker written by the runs that migrated it
-    format_version: int = FORMAT_VERSION
-
-    @property
-    def needs_upgrade(self) -> bool:
-        return self.exists and self.format_version < FORMAT_VERSION
-
-    @property
-    def head(self) -> Block | None:
-        return self.blocks[-1] if self.blocks else None
-
-
-def _names(schema: str) -> dict[str, sql.Composable]:
+def names(schema: str) -> dict[str, sql.Composable]:
     return {
         "schema": sql.Identifier(schema),
         "ledger": sql.Identifier(schema, TABLE),
@@ -83,20 +45,20 @@ _READ = (
 )
 
 
-def read_state(conn: Conn, schema: str) -> LedgerState:
+def read_snapshot(conn: Conn, schema: str) -> LedgerSnapshot:
     """Read all rows in one round trip; a missing ledger reads as empty."""
-    query = sql.SQL(_READ).format(**_names(schema))
+    query = sql.SQL(_READ).format(**names(schema))
     try:
         rows = conn.execute(query).fetchall()
     except psycopg.errors.UndefinedTable:
-        return LedgerState(exists=False)
+        return LedgerSnapshot(exists=False)
     except psycopg.errors.InvalidSchemaName:
-        return LedgerState(exists=False)
+        return LedgerSnapshot(exists=False)
     except psycopg.errors.UndefinedColumn:  # an older format: upgrade before reading
         version = _read_version(conn, schema)
         if version >= FORMAT_VERSION:
             raise  # not a shape chainops ever wrote
-        return LedgerState(exists=True, format_version=version)
+        return LedgerSnapshot(exists=True, format_version=version)
     version = int(str(rows[0][0])) if rows else FORMAT_VERSION
     if version > FORMAT_VERSION:
         raise ConfigError(
@@ -113,7 +75,7 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
          fingerprint) = row  # fmt: skip
         if number is None:
             continue
-        if status == "completed":
+        if status == Status.COMPLETED:
             blocks.append(
                 Block(
                     height=height,
@@ -147,7 +109,7 @@ def read_state(conn: Conn, schema: str) -> LedgerState:
             )
     completed = int(str(rows[0][1])) if rows else 0
     environment = str(rows[0][2]) if rows and rows[0][2] is not None else None
-    return LedgerState(
+    return LedgerSnapshot(
         True, tuple(blocks), tuple(attempts), completed, environment, version
     )
 
@@ -172,14 +134,14 @@ _UPGRADES = {
 
 def upgrade(conn: Conn, schema: str, from_version: int) -> None:
     """Bring an older ledger to FORMAT_VERSION (call under the advisory lock)."""
-    names = _names(schema)
+    tables = names(schema)
     with conn.transaction():
         for version in range(from_version, FORMAT_VERSION):
-            conn.execute(sql.SQL(_UPGRADES[version]).format(**names))
+            conn.execute(sql.SQL(_UPGRADES[version]).format(**tables))
         conn.execute(
             sql.SQL(
                 "UPDATE {meta} SET value = {v} WHERE key = 'format_version'"
-            ).format(v=sql.Literal(str(FORMAT_VERSION)), **names)
+            ).format(v=sql.Literal(str(FORMAT_VERSION)), **tables)
         )
 
 
@@ -235,159 +197,14 @@ ON CONFLICT (key) DO NOTHING;
 
 def create(conn: Conn, schema: str) -> None:
     """Create the ledger tables (call under the advisory lock)."""
-    names = _names(schema)
+    tables = names(schema)
     # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
     # exists, which a least-privilege migrator lacks (docs/grants.sql).
     found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
     if found.fetchone() is None:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(names["schema"]))
-    query = sql.SQL(_CREATE).format(version=sql.Literal(str(FORMAT_VERSION)), **names)
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(tables["schema"]))
+    query = sql.SQL(_CREATE).format(version=sql.Literal(str(FORMAT_VERSION)), **tables)
     conn.execute(query)
-
-
-@dataclass(frozen=True)
-class Row:
-    """What one ledger write needs beyond the block itself."""
-
-    number: int
-    path: str
-    content_hash: str
-    hash_algorithm: str
-    started_at: datetime
-    duration_ms: int | None  # None: measured by the server, in the same transaction
-    mode: str
-    applied_by: str
-    client_host: str
-    version: str
-
-
-# The transaction began when the message arrived (or at the BEGIN before the file).
-_SERVER_DURATION = sql.SQL(
-    "(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::integer"
-)
-
-_DELETE_ATTEMPT = (
-    "DELETE FROM {ledger} WHERE migration_number = {number} AND status <> 'completed';"
-)
-_INSERT_ROW = (
-    "INSERT INTO {ledger} (migration_number, filename, path, hash, hash_algorithm,"
-    " executed_at, execution_time_ms, status, error_message, height, previous_hash,"
-    " block_hash, mode, applied_by, client_host, chainops_version, statements_done,"
-    " statements_total, progress_hash, details) VALUES ({number}, {filename}, {path},"
-    " {hash}, {algorithm}, {at}, {ms}, {status}, {error}, {height}, {prev}, {bhash},"
-    " {mode}, {by}, {host}, {version}, {done}, {total}, {progress}, {details});"
-)
-_INSERT_HISTORY = (
-    "INSERT INTO {history} (migration_number, path, hash, started_at,"
-    " execution_time_ms, outcome, error_message, applied_by, client_host,"
-    " chainops_version) VALUES ({number}, {path}, {hash}, {at}, {ms}, {outcome},"
-    " {error}, {by}, {host}, {version});"
-)
-_UPDATE_PROGRESS = (
-    "UPDATE {ledger} SET statements_done = {done}, progress_hash = {progress}"
-    " WHERE migration_number = {number} AND status = 'running';"
-)
-
-
-class _Template:
-    """One ledger statement: its table names quoted once, its values slotted in."""
-
-    def __init__(self, text: str, names: dict[str, sql.Composable], conn: Conn):
-        self._static: list[bytes] = []  # the SQL between the value fields
-        self._fields: list[str] = []
-        pending = b""
-        for literal, field, _, _ in string.Formatter().parse(text):
-            pending += literal.encode()
-            if field in names:
-                pending += names[field].as_bytes(conn)
-            elif field is not None:
-                self._static.append(pending)
-                self._fields.append(field)
-                pending = b""
-        self._static.append(pending)
-
-    def render(self, values: dict[str, bytes]) -> bytes:
-        out = [self._static[0]]
-        for field, static in zip(self._fields, self._static[1:], strict=True):
-            out += (values[field], static)
-        return b"".join(out)
-
-
-class Writer:
-    """Composes the ledger writes of one run: SQL to send with a migration.
-
-    Table names are quoted once (sql.Identifier) and every value by sql.Literal
-    through one reused Transformer, which keeps the client's work per migration small.
-    """
-
-    def __init__(self, conn: Conn, schema: str) -> None:
-        from psycopg.adapt import Transformer
-
-        self._tx = Transformer(conn)
-        names = _names(schema)
-        self._delete = _Template(_DELETE_ATTEMPT, names, conn)
-        self._insert = _Template(_INSERT_ROW, names, conn)
-        self._history = _Template(_INSERT_HISTORY, names, conn)
-        self._progress = _Template(_UPDATE_PROGRESS, names, conn)
-        self._server_duration = _SERVER_DURATION.as_bytes(conn)
-
-    def literal(self, value: object) -> bytes:
-        return sql.Literal(value).as_bytes(self._tx)
-
-    def write(
-        self,
-        row: Row,
-        *,
-        status: str,
-        block: Block | None = None,
-        error: str | None = None,
-        statements_done: int | None = None,
-        statements_total: int | None = None,
-        progress_hash: str | None = None,
-        history: bool = True,
-        outcome: str | None = None,
-        details: str | None = None,
-    ) -> bytes:
-        """SQL that replaces the row for `row.number` and logs the attempt.
-
-        Returned rather than executed so the caller can send it in the same
-        transaction as the migration itself. A `row.duration_ms` of
-        None is measured by the server, from the start of the transaction.
-        """
-        q = self.literal
-        values = {
-            "number": q(row.number),
-            "filename": q(row.path.rsplit("/", 1)[-1]),
-            "path": q(row.path),
-            "hash": q(row.content_hash),
-            "algorithm": q(row.hash_algorithm),
-            "at": q(block.applied_at if block else row.started_at),
-            "ms": self._server_duration
-            if row.duration_ms is None
-            else q(row.duration_ms),
-            "status": q(status),
-            "outcome": q(outcome or status),
-            "error": q(error),
-            "height": q(block.height if block else None),
-            "prev": q(block.previous_hash if block else None),
-            "bhash": q(block.block_hash if block else None),
-            "mode": q(row.mode),
-            "by": q(row.applied_by),
-            "host": q(row.client_host),
-            "version": q(row.version),
-            "done": q(statements_done),
-            "total": q(statements_total),
-            "progress": q(progress_hash),
-            "details": q(details),
-        }
-        parts = [self._delete, self._insert] + ([self._history] if history else [])
-        return b"\n".join(part.render(values) for part in parts)
-
-    def progress(self, number: int, done: int, progress_hash: str) -> bytes:
-        """Record how many statements of a non-transactional migration are in place."""
-        q = self.literal
-        values = {"number": q(number), "done": q(done), "progress": q(progress_hash)}
-        return self._progress.render(values)
 
 
 def record_schema(

@@ -8,11 +8,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timezone
 
-from chainops import api
-from chainops.chain import Block, Finding
 from chainops.errors import ChainopsError, MigrationFileError, short
-from chainops.files import MigrationFile
-from chainops.statements import EmptyMigration, check_syntax
+from chainops.model import (
+    Block,
+    Entry,
+    Finding,
+    FindingKind,
+    MigrationFile,
+    State,
+    StatusReport,
+)
+from chainops.source.statements import EmptyMigration, check_syntax
 
 # Topics of messages that concern no single file; "!" starts no migration path.
 _ERROR = "!error"
@@ -70,7 +76,7 @@ class Decider:
 
     def decide(
         self,
-        status: api.StatusReport,
+        status: StatusReport,
         files: Sequence[MigrationFile],
         touched: frozenset[str],
         unsettled: frozenset[str] = frozenset(),
@@ -129,15 +135,15 @@ class Decider:
         return Decision(tuple(out), snapshot, tuple(ready))
 
     def _problem(
-        self, entry: api.Entry, file: MigrationFile, touched: frozenset[str]
+        self, entry: Entry, file: MigrationFile, touched: frozenset[str]
     ) -> tuple[tuple[str, ...], str] | None:
         """Why a pending file cannot be applied yet: (memory key, message)."""
-        if entry.state == "running":
+        if entry.state == State.RUNNING:
             return ("running",), (
                 f"✗ {file.path} stopped midway through its statements; "
                 "run inv migrate --resume to continue it"
             )
-        if entry.state == "failed" and file.path not in touched:
+        if entry.state == State.FAILED and file.path not in touched:
             return ("failed",), f"○ {file.path} failed last time; save it to retry"
         try:
             self._check(file)
@@ -167,13 +173,13 @@ class Decider:
             "--allow-out-of-order",
         )
 
-    def _applied_files(self, status: api.StatusReport) -> list[str]:
+    def _applied_files(self, status: StatusReport) -> list[str]:
         out: list[str] = []
         entries = {e.path: e for e in status.entries if e.block is not None}
         flagged: set[str] = set()
         for finding in status.findings:
             entry = entries.get(finding.path)
-            if finding.kind in ("changed", "missing", "renamed") and entry is not None:
+            if finding.kind.is_file and entry is not None:
                 flagged.add(finding.path)
                 self._warn(out, finding, entry.block)
             else:
@@ -201,7 +207,7 @@ class Decider:
                 f"by {block.applied_by})"
             )
         restore = f"  restore it: git restore {self._folder}/{path}"
-        if finding.kind == "changed":
+        if finding.kind == FindingKind.CHANGED:
             self._once(
                 out,
                 path,
@@ -213,7 +219,7 @@ class Decider:
                 restore,
                 "  then put the change in a new migration (inv migrate.create)",
             )
-        elif finding.kind == "missing":
+        elif finding.kind == FindingKind.MISSING:
             self._once(
                 out,
                 path,

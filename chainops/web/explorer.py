@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chainops import api
-from chainops.chain import GENESIS
 from chainops.config import Settings, describe_database, password_of, redact
 from chainops.errors import ChainopsError, ConfigError, short
+from chainops.model import GENESIS
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -95,7 +95,9 @@ def read_chain(settings: Settings) -> dict[str, Any]:
         "error": None,
     }
     try:
-        status = api.status(settings)
+        where = api.target(settings)
+        doc["database"] = where.description
+        status = api.status(where)
     except ChainopsError as err:
         doc["error"] = redact(str(err), password_of(settings.database_url))
     else:

@@ -14,7 +14,7 @@ from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
-from chainops.config import Settings
+from chainops.config import Settings, read_dotenv
 from chainops.errors import ConfigError, Refused
 
 PROCFILE = "Procfile.dev"
@@ -70,12 +70,7 @@ def environment(
     Every process gets the database `inv dev` migrated, so the app, the watcher and
     the explorer never disagree, and the tools of the Python that runs chainops.
     """
-    env: dict[str, str] = {}
-    dotenv = settings.project_root / ".env"
-    if dotenv.is_file():
-        from dotenv import dotenv_values
-
-        env.update((k, v) for k, v in dotenv_values(dotenv).items() if v is not None)
+    env = read_dotenv(settings.project_root)
     env.update(environ)
     if conninfo:
         env["DATABASE_URL"] = conninfo

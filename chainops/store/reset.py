@@ -10,9 +10,12 @@ from collections.abc import Callable
 
 from psycopg import sql
 
-from chainops import db, ledger
 from chainops.config import Settings
 from chainops.errors import Refused
+from chainops.model import LedgerSnapshot
+from chainops.store import ledger
+from chainops.store.connection import Conn
+from chainops.store.lock import ledger_lock
 
 RESETTABLE = ("development", "test")
 
@@ -35,7 +38,7 @@ def refuse_locally(settings: Settings) -> None:
         )
 
 
-def check_marker(conn: ledger.Conn, state: ledger.LedgerState, where: str) -> None:
+def check_marker(conn: Conn, state: LedgerSnapshot, where: str) -> None:
     """Refuse unless the database itself says it is a development or test database."""
     if state.exists and state.environment is None:
         raise Refused(
@@ -58,7 +61,7 @@ def check_marker(conn: ledger.Conn, state: ledger.LedgerState, where: str) -> No
 
 
 def reset(
-    conn: ledger.Conn,
+    conn: Conn,
     settings: Settings,
     where: str,
     confirm: Callable[[str], bool],
@@ -69,10 +72,8 @@ def reset(
     decline, which refuses.
     """
     refuse_locally(settings)
-    key = db.lock_key(conn.info.dbname, settings.ledger_schema, ledger.TABLE)
-    db.acquire_lock(conn, key, settings.lock_timeout)
-    try:
-        check_marker(conn, ledger.read_state(conn, settings.ledger_schema), where)
+    with ledger_lock(conn, settings.ledger_schema, settings.lock_timeout):
+        check_marker(conn, ledger.read_snapshot(conn, settings.ledger_schema), where)
         if not confirm(where):
             raise Refused(f"reset of {where} cancelled; nothing was dropped")
         with conn.transaction():
@@ -87,6 +88,3 @@ def reset(
             if conn.info.server_version < 150000:  # PostgreSQL 14's default
                 conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
         return schemas
-    finally:
-        if not conn.broken:
-            db.release_lock(conn, key)

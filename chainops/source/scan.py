@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from chainops.source.directives import has_directive
+
 # Statements begin at the start of the file or after a ';' (a ';' inside a literal
 # only adds a place to look). Between them: spaces, empty statements, comments.
 _GAP = rb"(?:[ \t\n\r\f\v;]+|--[^\n]*|/\*(?:[^*/]|\*(?!/)|/(?!\*))*\*/)*"
@@ -30,8 +32,6 @@ _QUALIFIER = re.compile(
 )
 # What could hide a ';' that does not end the statement.
 _QUOTING = re.compile(rb"['\"$\\]|--|/\*")
-# A directive's start, in any case, as statements.py reads them.
-_DIRECTIVE = re.compile(rb"--[ \t]*chainops:", re.IGNORECASE)
 _SMALL = 1 << 20  # bytes: below this, any backslash is worth a parse
 # Two patterns: one alternating \A and \n would be tried at every offset.
 _FIRST_LINE_META = re.compile(rb"[ \t]*\\")
@@ -43,7 +43,7 @@ def needs_parse(data: bytes) -> bool:
 
     Linear in the file's size: every search moves forward through the data.
     """
-    if _has_directive(data) or _has_meta_command(data):
+    if has_directive(data) or _has_meta_command(data):
         return True
     qualifier = _Forward(_QUALIFIER, data)
     # Found with bytes.find, which runs at memory speed on a big file; a regex
@@ -99,16 +99,6 @@ class _Forward:
             self._found = self._pattern.search(self._data, position)
             self._searched_from = position
         return self._found is not None
-
-
-def _has_directive(data: bytes) -> bool:
-    """A `-- chainops:` comment; a case-blind regex over a big file would be slow."""
-    at = data.find(b"--")
-    while at >= 0:
-        if _DIRECTIVE.match(data, at):
-            return True
-        at = data.find(b"--", at + 2)
-    return False
 
 
 def _has_meta_command(data: bytes) -> bool:

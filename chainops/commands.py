@@ -1,0 +1,254 @@
+"""Every command's options and help, declared once: `cli` builds argparse from them
+and `tasks.py` builds invoke tasks from them, so the two front ends cannot drift.
+
+Values arrive as text from either front end; `parse_values` converts and checks them
+in one place, so a bad value is the same one-line error (exit 2) from both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chainops.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: `--flag VALUE`, a boolean `--flag`, or `--flag`/`--no-flag`."""
+
+    flag: str  # as typed, without dashes: "lock-timeout"
+    help: str
+    kind: type = bool  # bool for a switch; str, int or float for a value
+    dest: str = ""  # the handler's name for it, when not the flag's
+    metavar: str | None = None
+    required: bool = False
+    tristate: bool = False  # --flag / --no-flag / neither (None)
+    default: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.dest or self.flag.replace("-", "_")
+
+    @property
+    def param(self) -> str:
+        """The invoke parameter, which invoke turns back into the same flag."""
+        return self.flag.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One verb: `chainops <verb>` and `inv <task>`."""
+
+    verb: str  # chainops migrate, chainops db schema
+    task: str  # migrate.apply, db.schema
+    help: str
+    options: tuple[Option, ...] = ()
+
+    @property
+    def shown(self) -> str:
+        """How a message names the command to a user of either front end."""
+        return f"chainops {self.verb}"
+
+
+COMMON = (
+    Option("database-url", "overrides DATABASE_URL", str),
+    Option("migrations-dir", "overrides CHAINOPS_MIGRATIONS_DIR", str),
+    Option("env", "overrides CHAINOPS_ENV", str, dest="environment"),
+    Option("schema", "schema of the ledger tables", str, dest="ledger_schema"),
+)
+JSON = Option("json", "print a JSON document")
+
+COMMANDS = (
+    Command(
+        "migrate",
+        "migrate.apply",
+        "Verify the chain, then apply pending migrations (the default: inv migrate).",
+        (
+            Option(
+                "allow-out-of-order",
+                "apply pending files numbered below an applied one",
+            ),
+            Option(
+                "resume", "continue a non-transactional migration that stopped midway"
+            ),
+            Option(
+                "lock-timeout",
+                "seconds to wait for another run's lock (default 60)",
+                float,
+                metavar="SECONDS",
+            ),
+            Option(
+                "accept-drift",
+                "record out-of-band schema changes as a drift block, then apply",
+            ),
+            Option("dry-run", "list what would be applied and how; change nothing"),
+            Option("sql", "with --dry-run, print the SQL"),
+            Option(
+                "backup",
+                "pg_dump before applying (default: on in production only)",
+                tristate=True,
+            ),
+        ),
+    ),
+    Command(
+        "status",
+        "migrate.status",
+        "Show one line per migration: applied, pending or failed, and the chain head.",
+        (JSON, Option("check", "exit 1 when anything is pending (for CI)")),
+    ),
+    Command(
+        "verify",
+        "migrate.verify",
+        "Check every applied file and the chain links without applying anything.",
+        (
+            JSON,
+            Option("head", "print only the verified head hash (for deploy logs)"),
+            Option(
+                "files-only", "check the files against chain.lock, without a database"
+            ),
+        ),
+    ),
+    Command(
+        "baseline",
+        "migrate.baseline",
+        "Adopt an existing database: record blocks up to --through, running nothing.",
+        (
+            Option(
+                "through",
+                "the last migration already in place, e.g. 1003",
+                int,
+                metavar="NUMBER",
+                required=True,
+            ),
+        ),
+    ),
+    Command(
+        "create",
+        "migrate.create",
+        "Write the next migration file of a type from the template, and lock it.",
+        (
+            Option(
+                "name",
+                "what it does, e.g. add-user-preferences (made lower case, dashes)",
+                str,
+                required=True,
+            ),
+            Option(
+                "type",
+                "schema, functions or seed-data: the folder it goes in",
+                str,
+                dest="kind",
+                metavar="TYPE",
+                required=True,
+            ),
+            Option("description", "one line for the file's header", str),
+        ),
+    ),
+    Command(
+        "lock",
+        "migrate.lock",
+        "Rewrite migrations/chain.lock from the files (after adding one by hand).",
+    ),
+    Command(
+        "reset-dev",
+        "db.reset-dev",
+        "Wipe the development database to a clean slate; refused in production.",
+        (
+            Option("yes", "do not ask for confirmation (needed without a terminal)"),
+            Option("migrate", "then apply every migration"),
+        ),
+    ),
+    Command(
+        "db start",
+        "db.start",
+        "Start the project-local embedded PostgreSQL (when DATABASE_URL is unset).",
+    ),
+    Command(
+        "db stop",
+        "db.stop",
+        "Stop the embedded PostgreSQL; the next command starts it.",
+    ),
+    Command(
+        "db url",
+        "db.url",
+        "Print a connection URL for the embedded PostgreSQL, for psql or the app.",
+    ),
+    Command(
+        "db schema",
+        "db.schema",
+        "Write migrations/schema.sql (pg_dump --schema-only); migrate refreshes it.",
+    ),
+    Command(
+        "dev",
+        "dev",
+        "Migrate, then run Procfile.dev with honcho (explorer, watcher, your app).",
+        (
+            Option(
+                "procfile",
+                "the processes to run, relative to the project root",
+                str,
+                default="Procfile.dev",
+            ),
+        ),
+    ),
+    Command(
+        "watch",
+        "watch",
+        "Apply migration files as they are saved; warn about edited ones.",
+    ),
+    Command(
+        "explorer",
+        "explorer",
+        "Serve the read-only ledger explorer on 127.0.0.1.",
+        (
+            Option(
+                "port",
+                "port on 127.0.0.1 (default: $PORT, else 8765; 0 picks a free one)",
+                int,
+            ),
+        ),
+    ),
+)
+BY_VERB = {command.verb: command for command in COMMANDS}
+
+
+def options_of(command: Command) -> tuple[Option, ...]:
+    return (*command.options, *COMMON)
+
+
+def parse_values(command: Command, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert each option's text to its kind and refuse what is missing or bad.
+
+    `given` is keyed by option name; a missing key or None means not given.
+    """
+    values: dict[str, Any] = {}
+    for option in options_of(command):
+        raw = given.get(option.name)
+        if raw is None or (raw is False and not option.tristate):
+            if option.required:
+                raise ConfigError(
+                    f"{command.shown} needs --{option.flag}; pass it, for example "
+                    f"--{option.flag} {option.metavar or option.flag.upper()} "
+                    f"({option.help})"
+                )
+            switch = option.kind is bool and not option.tristate
+            values[option.name] = False if switch else option.default
+        elif option.kind is bool:
+            values[option.name] = bool(raw)
+        else:
+            values[option.name] = _convert(option, raw)
+    return values
+
+
+def _convert(option: Option, raw: Any) -> Any:
+    try:
+        return option.kind(raw)
+    except (TypeError, ValueError):
+        kind = "a whole number" if option.kind is int else "a number"
+        example = "60" if option.kind is float else "1003"
+        raise ConfigError(
+            f"--{option.flag} {raw!r} is not {kind}; pass for example "
+            f"--{option.flag} {example}"
+        ) from None

@@ -1,0 +1,1 @@
+"""inv dev's parts: the watcher, what it decides, and the Procfile runner."""

@@ -1,0 +1,211 @@
+"""Carry out migrate and baseline on one connection: lock, read, verify, plan, then
+apply each planned step with its block, and fingerprint the schema afterwards.
+
+Each transactional migration commits in one transaction with its ledger rows, so
+both are written or neither is. Reports progress through events; never prints.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+from chainops import chain, plan, verify
+from chainops.config import Settings
+from chainops.errors import SchemaDrift
+from chainops.model import (
+    Applied,
+    ApplyFile,
+    ApplyResult,
+    Block,
+    Drift,
+    DriftFound,
+    Event,
+    LedgerSnapshot,
+    MigrationFile,
+    Options,
+    OutOfOrderAllowed,
+    Waiting,
+)
+from chainops.source import scan
+from chainops.source.directives import NONE, has_directive, parse_directives
+from chainops.store import drift, ledger
+from chainops.store.connection import Conn, is_idle
+from chainops.store.lock import ledger_lock
+from chainops.store.session import Applier
+
+Emit = Callable[[Event], None]
+BeforeApply = Callable[[Sequence[MigrationFile]], None]
+
+
+def migrate(
+    conn: Conn,
+    settings: Settings,
+    files: Sequence[MigrationFile],
+    options: Options,
+    emit: Emit,
+    before_apply: BeforeApply | None = None,
+) -> ApplyResult:
+    """Verify the chain, then apply every pending file in order, each atomically.
+
+    `before_apply` runs under the lock once the pending files are known (backups).
+    """
+    schema = settings.ledger_schema
+    snapshot = ledger.read_snapshot(conn, schema)
+    if snapshot.needs_upgrade and not options.dry_run:
+        with _locked(conn, settings, emit):
+            snapshot = ledger.read_snapshot(conn, schema)
+            if snapshot.needs_upgrade:
+                ledger.upgrade(conn, schema, snapshot.format_version)
+        snapshot = ledger.read_snapshot(conn, schema)
+    plan.refuse_old_format(snapshot)
+    verify.raise_findings(verify.verify(snapshot, files))
+    # Without the lock a 'running' row may be another run's live work: attempts
+    # are judged, and events emitted, only under the lock (or for a dry run).
+    first = plan.plan_apply(snapshot, files, options, final=options.dry_run)
+    if options.dry_run:  # reads only: no lock, no ledger created
+        return ApplyResult((), snapshot.head, snapshot.height, plan.describe(first))
+    if not first.steps and not options.accept_drift:
+        if snapshot.exists and snapshot.environment not in (
+            settings.environment,
+            "production",
+        ):
+            ledger.mark_environment(conn, schema, settings.environment)
+        return ApplyResult((), snapshot.head, snapshot.height)
+
+    with _locked(conn, settings, emit):
+        if not snapshot.exists:
+            ledger.create(conn, schema)
+        # Another run may have applied files while we waited for the lock, even
+        # files saved after this run read the folder (or the watcher's snapshot).
+        before = len(snapshot.blocks)
+        snapshot = ledger.read_snapshot(conn, schema)
+        known = {f.path for f in files}
+        newer = frozenset(
+            b.path for b in snapshot.blocks[before:] if b.path not in known
+        )
+        verify.raise_findings(verify.verify(snapshot, files, newer=newer))
+        steps = plan.plan_apply(snapshot, files, options)
+        for file, applied_path in steps.out_of_order:
+            emit(OutOfOrderAllowed(file, applied_path))
+        if not steps.steps and not options.accept_drift:
+            return ApplyResult((), snapshot.head, snapshot.height)
+        return _apply(
+            conn, settings, snapshot, steps.steps, options, emit, before_apply
+        )
+
+
+def _apply(
+    conn: Conn,
+    settings: Settings,
+    snapshot: LedgerSnapshot,
+    steps: Sequence[ApplyFile],
+    options: Options,
+    emit: Emit,
+    before_apply: BeforeApply | None,
+) -> ApplyResult:
+    """Apply the planned files under the lock; fingerprint the schema afterwards."""
+    applier = _applier(conn, settings)
+    blocks = list(snapshot.blocks)
+    found = drift.detect(conn, settings.ledger_schema, snapshot.blocks)
+    if found is not None:
+        _handle_drift(found, settings, options, emit)
+        if options.accept_drift:
+            blocks.append(applier.record_drift(blocks, found.changes))
+    if steps and before_apply is not None:
+        before_apply([step.file for step in steps])
+    ledger.mark_environment(conn, settings.ledger_schema, settings.environment)
+    done: list[Applied] = []
+    try:
+        for step in steps:
+            applied = apply_file(applier, step, blocks)
+            blocks.append(applied.block)
+            done.append(applied)
+            emit(applied)
+    finally:
+        # An interrupt can leave a command in progress: then leave the
+        # connection alone, or its error would replace the real one.
+        if len(blocks) > len(snapshot.blocks) and is_idle(conn):
+            drift.record(conn, settings.ledger_schema, len(blocks))
+    return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
+
+
+def apply_file(applier: Applier, step: ApplyFile, blocks: Sequence[Block]) -> Applied:
+    """Send plain SQL as it is; parse only a file that may need to go one by one."""
+    file = step.file
+    directives = (
+        parse_directives(file.text, file.path) if has_directive(file.data) else NONE
+    )
+    if not scan.needs_parse(file.data):
+        return applier.apply_in_transaction(file, blocks, directives)
+    from chainops.source import statements  # pglast, only for a file that needs it
+
+    analysis = statements.plan_migration(file.text, file.path)
+    if analysis.transactional:
+        return applier.apply_in_transaction(file, blocks, directives)
+    return applier.apply_statements(
+        file, blocks, analysis.statements, step.attempt, directives
+    )
+
+
+def _handle_drift(
+    found: Drift, settings: Settings, options: Options, emit: Emit
+) -> None:
+    """Refuse to build on drift in production; elsewhere warn, or accept it."""
+    if settings.is_production and not options.accept_drift:
+        raise SchemaDrift(
+            f"{found.message()}; undo the change, or record it with "
+            "migrate --accept-drift; nothing was applied",
+            tuple(found.findings()),
+        )
+    emit(DriftFound(found, options.accept_drift))
+
+
+def baseline(
+    conn: Conn,
+    settings: Settings,
+    files: Sequence[MigrationFile],
+    through: int,
+    emit: Emit,
+) -> ApplyResult:
+    """Record blocks for files up to #`through` without running them.
+
+    For adopting a database whose schema already matches those migrations.
+    """
+    plan.plan_baseline(LedgerSnapshot(exists=False), files, through)
+    with _locked(conn, settings, emit):
+        ledger.create(conn, settings.ledger_schema)
+        snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
+        chosen = plan.plan_baseline(snapshot, files, through)
+        ledger.mark_environment(conn, settings.ledger_schema, settings.environment)
+        applier = _applier(conn, settings)
+        blocks: list[Block] = []
+        done = []
+        for file in chosen:
+            blocks.append(applier.record_baseline(file, blocks))
+            done.append(Applied(file, blocks[-1], 0))
+            emit(done[-1])
+        drift.record(conn, settings.ledger_schema, len(blocks))
+        return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
+
+
+def _applier(conn: Conn, settings: Settings) -> Applier:
+    return Applier(
+        conn,
+        settings.ledger_schema,
+        ledger.session_user(conn),
+        socket.gethostname(),
+        settings.migration_lock_timeout,
+        settings.statement_timeout,
+    )
+
+
+def _locked(conn: Conn, settings: Settings, emit: Emit) -> AbstractContextManager[None]:
+    """The run-wide advisory lock, telling who holds it while this run waits."""
+    return ledger_lock(
+        conn,
+        settings.ledger_schema,
+        settings.lock_timeout,
+        lambda holder: emit(Waiting(holder)),
+    )

@@ -1,0 +1,435 @@
+"""The frozen records and enums that cross modules: files, blocks, attempts, the
+ledger snapshot, findings, planned steps, events and results.
+
+No I/O and no logic beyond a property: every layer may import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+
+from chainops.config import Settings
+
+GENESIS = "0" * 64
+FORMAT_VERSION = 2  # of the ledger tables; store.ledger upgrades older ones
+
+
+class Text(str, Enum):
+    """An enum whose members are their own text, in comparisons, JSON and f-strings."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Mode(Text):
+    """How a block came to be."""
+
+    TRANSACTION = "transaction"
+    NO_TRANSACTION = "no-transaction"
+    BASELINE = "baseline"
+    DRIFT = "drift"
+
+
+class Status(Text):
+    """A ledger row's status: a block, or an attempt that is not one (yet)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RUNNING = "running"
+
+
+class Outcome(Text):
+    """What the history table records for an attempt."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BASELINED = "baselined"
+    DRIFT_ACCEPTED = "drift-accepted"
+
+
+class FindingKind(Text):
+    """What verification found wrong."""
+
+    CHANGED = "changed"  # an applied file was edited
+    MISSING = "missing"  # an applied file was deleted
+    RENAMED = "renamed"  # an applied file has another name now
+    TAMPERED = "tampered"  # a ledger row does not verify
+    SCHEMA = "schema"  # the live schema differs from the recorded fingerprint
+    LOCK = "lock"  # a file or block differs from chain.lock
+    UNLOCKED = "unlocked"  # a file or block chain.lock does not list
+
+    @property
+    def is_file(self) -> bool:
+        """A problem with an applied file rather than with the ledger."""
+        return self in (FindingKind.CHANGED, FindingKind.MISSING, FindingKind.RENAMED)
+
+
+class State(Text):
+    """One migration's line in status."""
+
+    APPLIED = "applied"
+    PENDING = "pending"
+    FAILED = "failed"
+    RUNNING = "running"
+    CHANGED = "changed"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    """One migration file: where it is, its order key and its content."""
+
+    category_index: int  # 1 for 001-schema
+    category: str  # 001-schema
+    index: int  # 5 for 005-user-settings.sql
+    path: str  # 001-schema/005-user-settings.sql, relative to the migrations dir
+    data: bytes  # normalised UTF-8 (no BOM, LF line ends): the exact SQL applied
+    sha256: str
+
+    @property
+    def text(self) -> str:
+        """The SQL as text, decoded on each use, so a big file is held once."""
+        return self.data.decode("utf-8")
+
+    @property
+    def number(self) -> int:
+        """The display number, #1005 for 001-schema/005-x.sql."""
+        return self.category_index * 1000 + self.index
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.category_index, self.index)
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One completed row of the ledger: a link of the chain."""
+
+    height: int
+    number: int
+    path: str
+    content_hash: str
+    hash_algorithm: str
+    applied_at: datetime
+    applied_by: str
+    client_host: str
+    mode: str  # a Mode; read back from the ledger as it is stored
+    previous_hash: str
+    block_hash: str
+    duration_ms: int = 0
+    schema_hash: str | None = None  # fingerprint after this block; not hashed
+
+    @property
+    def is_drift(self) -> bool:
+        """A block that records accepted schema drift rather than a file."""
+        return self.mode == Mode.DRIFT
+
+    @property
+    def filename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A ledger row that is not (yet) a block: a failed or interrupted migration."""
+
+    number: int
+    path: str
+    content_hash: str
+    status: str  # a Status: failed or running
+    error_message: str | None
+    statements_done: int
+    statements_total: int | None
+    progress_hash: str | None
+    attempted_at: datetime
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """Everything the ledger tables hold that verification and planning read."""
+
+    exists: bool
+    blocks: tuple[Block, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    completed_in_history: int = 0  # a deleted newest block still shows up here
+    environment: str | None = None  # the marker written by the runs that migrated it
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def needs_upgrade(self) -> bool:
+        return self.exists and self.format_version < FORMAT_VERSION
+
+    @property
+    def head(self) -> str:
+        return self.blocks[-1].block_hash if self.blocks else GENESIS
+
+    @property
+    def height(self) -> int:
+        return len(self.blocks)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found by verification."""
+
+    kind: FindingKind
+    path: str
+    message: str
+    expected: str | None = None
+    current: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FindingKind(self.kind))  # "changed" reads too
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What changed in the live schema since the head block's fingerprint."""
+
+    block: Block  # the newest block that carries a fingerprint
+    expected: str
+    actual: str
+    changes: tuple[str, ...]
+
+    def message(self) -> str:
+        head = self.changes[0] if self.changes else "the fingerprint differs"
+        more = len(self.changes) - 1
+        extra = (
+            f" (and {more} more change{'s' if more > 1 else ''})" if more > 0 else ""
+        )
+        return (
+            f"the database schema drifted since block {self.block.height} "
+            f"({self.block.path}): {head}{extra}"
+        )
+
+    def findings(self) -> list[Finding]:
+        return [
+            Finding(
+                FindingKind.SCHEMA,
+                "",
+                line,
+                expected=self.expected,
+                current=self.actual,
+            )
+            for line in (self.changes or ("the fingerprint differs",))
+        ]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How migrate behaves; the defaults are what `inv migrate` does."""
+
+    allow_out_of_order: bool = False
+    resume: bool = False
+    dry_run: bool = False
+    accept_drift: bool = False
+
+
+# --- planned steps --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplyFile:
+    """Apply a pending file; `attempt` is the partial run it resumes, if any."""
+
+    file: MigrationFile
+    attempt: Attempt | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What migrate will do, decided from the ledger and the files alone."""
+
+    steps: tuple[ApplyFile, ...]
+    out_of_order: tuple[tuple[MigrationFile, str], ...] = ()  # (file, applied path)
+
+    @property
+    def files(self) -> tuple[MigrationFile, ...]:
+        return tuple(step.file for step in self.steps)
+
+
+# --- events ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Applied:
+    """Event and result: one migration became a block."""
+
+    file: MigrationFile
+    block: Block
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    application_name: str
+    since: datetime | None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Event: another run holds the ledger lock."""
+
+    holder: LockHolder | None
+
+
+@dataclass(frozen=True)
+class OutOfOrderAllowed:
+    """Event: a file below the folder's highest applied number is applied anyway."""
+
+    file: MigrationFile
+    applied_path: str
+
+
+@dataclass(frozen=True)
+class DriftFound:
+    """Event: the live schema differs from the head block's fingerprint."""
+
+    drift: Drift
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class EmbeddedStarted:
+    """Event: chainops started the project-local PostgreSQL server."""
+
+    data_dir: str
+    version: str
+
+
+@dataclass(frozen=True)
+class BackedUp:
+    """Event: a backup was written before applying."""
+
+    path: str
+    restore: str
+
+
+@dataclass(frozen=True)
+class LockStale:
+    """Event: the files differ from chain.lock; outside production they apply anyway."""
+
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class SchemaFileWritten:
+    """Event: migrations/schema.sql was rewritten (or could not be)."""
+
+    path: str
+    error: str | None = None
+
+
+Event = (
+    Applied
+    | Waiting
+    | OutOfOrderAllowed
+    | DriftFound
+    | EmbeddedStarted
+    | BackedUp
+    | LockStale
+    | SchemaFileWritten
+)
+
+
+# --- results --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One database resolved for a command, and the settings that apply to it."""
+
+    settings: Settings
+    conninfo: str  # "" when libpq's PG* variables name the database
+    description: str  # host:port/dbname, never a password
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A pending file and how it would be applied (dry run)."""
+
+    file: MigrationFile
+    transactional: bool
+    reason: str | None
+    statements: int | None  # None when a large file was not split
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: tuple[Applied, ...]
+    head: str
+    height: int
+    planned: tuple[Planned, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of status: a file, a block, or both."""
+
+    number: int
+    path: str
+    state: State
+    applied_at: datetime | None = None
+    block: Block | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    entries: tuple[Entry, ...]
+    findings: tuple[Finding, ...]
+    head: str
+    height: int
+
+    def count(self, *states: State) -> int:
+        return sum(1 for e in self.entries if e.state in states)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    findings: tuple[Finding, ...]
+    head: str
+    height: int
+    files: int
+    lock_head: str | None = None  # None without a chain.lock
+    files_only: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass(frozen=True)
+class Created:
+    path: Path  # the new file
+    lock_head: str
+    locked: int  # files in chain.lock
+    lock_created: bool  # there was no chain.lock: the new one locks every file
+
+
+@dataclass(frozen=True)
+class LockChanges:
+    """How a new chain.lock differs from the previous one, by path."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LockReport:
+    head: str
+    files: int
+    previous: str  # missing, unreadable (e.g. merge conflict markers) or read
+    changes: LockChanges

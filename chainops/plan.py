@@ -1,0 +1,194 @@
+"""What migrate does next, decided from the ledger snapshot and the files alone.
+
+Pure: returns typed steps, or raises the refusal (out of order, partly applied, an
+old ledger format, nothing to baseline). `execute` carries the steps out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from chainops.errors import ConfigError, OutOfOrder, PartiallyApplied, Refused
+from chainops.model import (
+    FORMAT_VERSION,
+    ApplyFile,
+    Attempt,
+    Block,
+    Entry,
+    Finding,
+    FindingKind,
+    LedgerSnapshot,
+    MigrationFile,
+    Options,
+    Plan,
+    Planned,
+    State,
+    Status,
+)
+
+
+def refuse_old_format(snapshot: LedgerSnapshot) -> None:
+    """Reading commands never write: an older ledger is upgraded by migrate."""
+    if snapshot.needs_upgrade:
+        raise ConfigError(
+            f"the ledger has format {snapshot.format_version}, older than this "
+            f"chainops ({FORMAT_VERSION}); run inv migrate once to upgrade it"
+        )
+
+
+def plan_apply(
+    snapshot: LedgerSnapshot,
+    files: Sequence[MigrationFile],
+    options: Options,
+    *,
+    final: bool = True,
+) -> Plan:
+    """The pending files in order, each with the partial attempt it resumes.
+
+    Refuses a file numbered below an applied one of its folder unless allowed, and
+    a non-transactional file that stopped midway unless resuming. Not `final` (read
+    without the lock): a 'running' row may be another migrator's live work, so
+    attempts are judged only under the lock.
+    """
+    pending = find_pending(snapshot.blocks, files)
+    out_of_order = find_out_of_order(snapshot.blocks, pending)
+    if out_of_order and not options.allow_out_of_order:
+        file, applied_path = out_of_order[0]
+        raise OutOfOrder(file.path, applied_path)
+    attempts = _partial_attempts(snapshot, pending, options.resume) if final else {}
+    steps = tuple(ApplyFile(f, attempts.get(f.number)) for f in pending)
+    return Plan(steps, tuple(out_of_order))
+
+
+def plan_baseline(
+    snapshot: LedgerSnapshot, files: Sequence[MigrationFile], through: int
+) -> tuple[MigrationFile, ...]:
+    """The files up to #`through` to record as blocks, in a ledger that holds none."""
+    chosen = [f for f in files if f.number <= through]
+    if not chosen:
+        raise Refused(
+            f"no migration is numbered #{through} or below; "
+            "pass --through with the number of the last migration already in place"
+        )
+    if snapshot.blocks or snapshot.attempts:
+        raise Refused(
+            f"the ledger already holds {len(snapshot.blocks)} blocks; baseline only "
+            "adopts a database that chainops has never migrated"
+        )
+    return tuple(chosen)
+
+
+def describe(plan: Plan) -> tuple[Planned, ...]:
+    """How each planned file would be applied, for a dry run (parses the SQL)."""
+    from chainops.source import statements
+
+    planned = []
+    for file in plan.files:
+        analysis = statements.plan_migration(file.text, file.path)
+        count = len(analysis.statements) if analysis.statements else None
+        planned.append(Planned(file, analysis.transactional, analysis.reason, count))
+    return tuple(planned)
+
+
+def entries(
+    snapshot: LedgerSnapshot,
+    files: Sequence[MigrationFile],
+    findings: Sequence[Finding],
+) -> tuple[Entry, ...]:
+    """Every migration's state for status: blocks, then pending files, by number."""
+    file_state = {
+        FindingKind.CHANGED: State.CHANGED,
+        FindingKind.MISSING: State.MISSING,
+        FindingKind.RENAMED: State.MISSING,
+    }
+    problems = {f.path: file_state[f.kind] for f in findings if f.kind in file_state}
+    attempts = {a.number: a for a in snapshot.attempts}
+    found = [
+        Entry(b.number, b.path, problems.get(b.path, State.APPLIED), b.applied_at, b)
+        for b in snapshot.blocks
+    ]
+    for file in find_pending(snapshot.blocks, files):
+        attempt = attempts.get(file.number)
+        if attempt is None:
+            found.append(Entry(file.number, file.path, State.PENDING))
+        else:
+            found.append(
+                Entry(
+                    file.number,
+                    file.path,
+                    State(attempt.status),
+                    attempt.attempted_at,
+                    error=attempt.error_message,
+                )
+            )
+    return tuple(sorted(found, key=lambda e: (e.number, e.path)))
+
+
+def find_pending(
+    blocks: Iterable[Block], files: Sequence[MigrationFile]
+) -> list[MigrationFile]:
+    """Files with no block, in (category, file) order."""
+    applied = {b.number for b in blocks}
+    return [f for f in files if f.number not in applied]
+
+
+def find_out_of_order(
+    blocks: Iterable[Block], pending: Sequence[MigrationFile]
+) -> list[tuple[MigrationFile, str]]:
+    """Pending files numbered below an applied file of their own folder."""
+    highest: dict[int, tuple[int, str]] = {}
+    for block in blocks:
+        if block.is_drift:
+            continue
+        category, index = divmod(block.number, 1000)
+        if index > highest.get(category, (0, ""))[0]:
+            highest[category] = (index, block.path)
+    return [
+        (f, highest[f.category_index][1])
+        for f in pending
+        if f.index < highest.get(f.category_index, (0, ""))[0]
+    ]
+
+
+def _partial_attempts(
+    snapshot: LedgerSnapshot, pending: Sequence[MigrationFile], resume: bool
+) -> dict[int, Attempt]:
+    """Refuse to re-run a non-transactional migration that stopped midway."""
+    by_number = {a.number: a for a in snapshot.attempts}
+    partial: dict[int, Attempt] = {}
+    for f in pending:
+        attempt = by_number.get(f.number)
+        if attempt is None or (
+            attempt.status == Status.FAILED and attempt.statements_done == 0
+        ):
+            continue
+        partial[f.number] = attempt
+        if not resume:
+            raise _partly_applied(f, attempt)
+    return partial
+
+
+def _partly_applied(file: MigrationFile, attempt: Attempt) -> PartiallyApplied:
+    done, nxt = attempt.statements_done, attempt.statements_done + 1
+    total = f" of {attempt.statements_total}" if attempt.statements_total else ""
+    in_place = (
+        f"statements 1-{done}{total} are in place"
+        if done
+        else "no statement is in place"
+    )
+    if done and done == attempt.statements_total:
+        return PartiallyApplied(
+            f"{file.path} has all {done} statements in place but the run stopped "
+            "before recording its block; run migrate --resume to record it"
+        )
+    if attempt.status == Status.RUNNING:
+        what = (
+            f"statement {nxt} was running when the run stopped, check whether "
+            "it took effect (an INVALID index means it did not: drop it)"
+        )
+    else:
+        what = f"statement {nxt} failed: {attempt.error_message}"
+    return PartiallyApplied(
+        f"{file.path} was applied only partly: {in_place} and {what}; fix the cause, "
+        f"then run migrate --resume to continue at statement {nxt}"
+    )

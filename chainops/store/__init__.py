@@ -1,0 +1,1 @@
+"""Everything that talks to PostgreSQL; the only importers of psycopg."""

@@ -1,0 +1,143 @@
+"""Connections, and the one translation of psycopg's errors into chainops errors.
+
+Messages name host, port and database but never the password.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+
+from chainops.config import describe_database, password_of, redact
+from chainops.errors import (
+    CannotConnect,
+    ChainopsError,
+    DatabaseAccessError,
+    PermissionDenied,
+    one_line,
+)
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+# Notice a dead peer in bounded time (about a minute) instead of hanging forever.
+_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def connect(conninfo: str, purpose: str = "migrate") -> Conn:
+    """Open an autocommit connection; each migration opens its own transaction."""
+    app = f"chainops {purpose} {socket.gethostname()}:{os.getpid()}"[:63]
+    try:
+        conn = psycopg.connect(
+            conninfo,
+            autocommit=True,
+            application_name=app,
+            connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
+            **_KEEPALIVES,  # type: ignore[arg-type]
+        )
+    except psycopg.ProgrammingError as err:  # malformed conninfo
+        raise CannotConnect(
+            f"DATABASE_URL is not a valid connection string ({_clean(err, conninfo)}); "
+            "use postgresql://user:password@host:port/dbname"
+        ) from err
+    except psycopg.OperationalError as err:
+        raise CannotConnect(
+            f"cannot connect to {describe_database(conninfo)}: "
+            f"{_clean(err, conninfo)}; "
+            "check DATABASE_URL in the environment or .env"
+        ) from err
+    if conn.info.server_version >= 140000:
+        # A killed migrator's backend would otherwise run its statement to the end
+        # and hold the ledger lock meanwhile; let the server notice a vanished client.
+        conn.execute("SET client_connection_check_interval = '1s'")
+    return conn
+
+
+def is_idle(conn: Conn) -> bool:
+    """Open, and neither in a transaction nor in the middle of a command."""
+    return (
+        not conn.broken
+        and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    )
+
+
+def connection_lost(where: str, purpose: str, err: Exception) -> CannotConnect:
+    """The error for a connection that broke mid-command, outside any migration."""
+    return CannotConnect(
+        f"the connection to {where} was lost ({_clean(err, '')}); each migration "
+        f"commits with its block, run {purpose} again to continue"
+    )
+
+
+def _clean(err: Exception, conninfo: str) -> str:
+    """The last meaningful line of a libpq error, with any password removed."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    text = lines[-1] if lines else type(err).__name__
+    text = text.removeprefix("FATAL:").strip()
+    return redact(text, password_of(conninfo)).rstrip(".")
+
+
+def create_database(admin: Conn, name: str) -> None:
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(admin: Conn, name: str) -> None:
+    admin.execute(
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    )
+
+
+# SQLSTATEs of refusals a user fixes with a grant or a setting, not a file.
+_INSUFFICIENT_PRIVILEGE = "42501"
+_READ_ONLY = "25006"
+
+
+def translate(err: psycopg.Error, where: str, purpose: str, user: str) -> ChainopsError:
+    """The one chainops error for a server refusal outside a migration.
+
+    A migration's own failure is placed in its file by `store.session` instead.
+    """
+    sqlstate = err.sqlstate or ""
+    message = one_line(err.diag.message_primary or str(err) or type(err).__name__)
+    if sqlstate == _INSUFFICIENT_PRIVILEGE:
+        return PermissionDenied(
+            f"{where}: the role {user} may not do what {purpose} needs ({message}); "
+            "grant it, e.g. as the schema's owner: GRANT USAGE, CREATE ON SCHEMA "
+            f"<ledger schema> TO {user} (docs/grants.sql sets up every grant)"
+        )
+    if sqlstate == _READ_ONLY:
+        return PermissionDenied(
+            f"{where} is read-only ({message}); {purpose} writes the ledger, so "
+            "point DATABASE_URL at the primary, not a replica or a read-only database"
+        )
+    if isinstance(err, psycopg.OperationalError):
+        return connection_lost(where, purpose, err)
+    return DatabaseAccessError(
+        f"{where}: the server refused {purpose}: {message}"
+        + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+        + "; check the ledger tables and the role's grants (docs/grants.sql)"
+    )
+
+
+@contextmanager
+def session(conninfo: str, where: str, purpose: str) -> Iterator[Conn]:
+    """A connection for one command; server refusals leave it as chainops errors."""
+    conn = connect(conninfo, purpose)
+    try:
+        yield conn
+    except psycopg.Error as err:
+        if conn.broken:
+            raise connection_lost(where, purpose, err) from err
+        user = conn.info.user if not conn.closed else "?"
+        raise translate(err, where, purpose, user) from err
+    finally:
+        conn.close()

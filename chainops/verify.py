@@ -1,0 +1,309 @@
+"""Every integrity invariant, as pure functions over what was read: the ledger
+snapshot, the migration files, chain.lock and the schema drift found.
+
+Returns findings; `raise_findings` turns them into the error that stops a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from chainops import chain
+from chainops.errors import (
+    AppliedFileChanged,
+    AppliedFileMissing,
+    DriftError,
+    LedgerTampered,
+    short,
+    with_more,
+)
+from chainops.model import (
+    GENESIS,
+    Block,
+    Drift,
+    Finding,
+    FindingKind,
+    LedgerSnapshot,
+    MigrationFile,
+)
+from chainops.source.files import parse_name
+from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock
+
+
+def verify(
+    snapshot: LedgerSnapshot,
+    files: Sequence[MigrationFile],
+    *,
+    lock: Lock | None = None,
+    strict: bool = False,
+    drift: Drift | None = None,
+    newer: frozenset[str] = frozenset(),
+) -> list[Finding]:
+    """Every problem with the chain, the applied files, chain.lock and the schema.
+
+    `strict` (production) also holds the files to the lock. `newer`: paths of blocks
+    another run appended after `files` was read; they are not reported missing.
+    """
+    findings = [
+        f
+        for f in verify_links(snapshot.blocks) + verify_files(snapshot.blocks, files)
+        if not (f.kind == FindingKind.MISSING and f.path in newer)
+    ]
+    findings += _verify_history(snapshot)
+    if drift is not None:
+        findings += drift.findings()
+    if lock is not None:
+        extra = verify_lock_ledger(lock, snapshot.blocks, files, strict)
+        if strict:
+            extra = verify_lock(lock, files) + extra
+        # The lock vouches for a file that matches it: report the block, not the file.
+        vouched = {f.path for f in extra if f.kind == FindingKind.TAMPERED}
+        findings = [
+            f
+            for f in findings
+            if f.kind != FindingKind.CHANGED or f.path not in vouched
+        ] + extra
+    return findings
+
+
+def raise_findings(findings: Sequence[Finding]) -> None:
+    """Raise the DriftError that names the first finding and carries them all."""
+    if not findings:
+        return
+    first = findings[0]
+    cls: type[DriftError] = {
+        FindingKind.CHANGED: AppliedFileChanged,
+        FindingKind.MISSING: AppliedFileMissing,
+        FindingKind.RENAMED: AppliedFileMissing,
+    }.get(first.kind, LedgerTampered)
+    message = with_more(first.message, len(findings) - 1)
+    raise cls(message + "; nothing was applied", tuple(findings))
+
+
+def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
+    """The history counts every block ever appended: a deleted newest block shows."""
+    if snapshot.completed_in_history <= len(snapshot.blocks):
+        return []
+    return [
+        Finding(
+            FindingKind.TAMPERED,
+            "",
+            f"the ledger: the history records {snapshot.completed_in_history} applied "
+            f"migrations but the ledger holds {len(snapshot.blocks)} blocks; "
+            "a block was deleted, restore the ledger from a backup",
+        )
+    ]
+
+
+def verify_links(blocks: Sequence[Block]) -> list[Finding]:
+    """Check heights, links and hashes: altered, deleted, forged or reordered rows."""
+    findings: list[Finding] = []
+    previous = GENESIS
+    seen: dict[int, str] = {}
+    for expected_height, block in enumerate(blocks, start=1):
+        where = f"block {block.height} ({block.path})"
+        if block.height != expected_height:
+            findings.append(
+                Finding(
+                    FindingKind.TAMPERED,
+                    block.path,
+                    f"the ledger: {where} should be block {expected_height}; "
+                    "a block was deleted or inserted",
+                )
+            )
+        if block.previous_hash != previous:
+            findings.append(
+                Finding(
+                    FindingKind.TAMPERED,
+                    block.path,
+                    f"the ledger: {where} links to {short(block.previous_hash)} "
+                    "but the "
+                    f"block before it is {short(previous)}; a block was deleted, "
+                    "inserted or reordered",
+                    expected=previous,
+                    current=block.previous_hash,
+                )
+            )
+        actual = chain.recompute(block)
+        if actual != block.block_hash:
+            findings.append(
+                Finding(
+                    FindingKind.TAMPERED,
+                    block.path,
+                    f"the ledger: {where} was altered; its hash does not recompute "
+                    f"(stored {short(block.block_hash)}, recomputed {short(actual)})",
+                    expected=actual,
+                    current=block.block_hash,
+                )
+            )
+        key = parse_name(*block.path.split("/", 1)) if "/" in block.path else None
+        number = -block.height if block.is_drift else key and key[0] * 1000 + key[1]
+        if number != block.number:
+            findings.append(
+                Finding(
+                    FindingKind.TAMPERED,
+                    block.path,
+                    f"the ledger: {where} has number #{block.number}, which does not "
+                    "match its file name",
+                )
+            )
+        if block.number in seen:
+            findings.append(
+                Finding(
+                    FindingKind.TAMPERED,
+                    block.path,
+                    f"the ledger: {where} repeats #{block.number}, already applied as "
+                    f"{seen[block.number]}",
+                )
+            )
+        seen[block.number] = block.path
+        previous = block.block_hash
+    return findings
+
+
+def verify_files(
+    blocks: Iterable[Block], files: Sequence[MigrationFile]
+) -> list[Finding]:
+    """Check that every applied file is present and unchanged."""
+    by_path = {f.path: f for f in files}
+    by_number = {f.number: f for f in files}
+    findings: list[Finding] = []
+    for block in blocks:
+        if block.is_drift:
+            continue
+        current = by_path.get(block.path)
+        if current is None:
+            other = by_number.get(block.number)
+            if other is not None and other.sha256 == block.content_hash:
+                findings.append(
+                    Finding(
+                        FindingKind.RENAMED,
+                        block.path,
+                        f"{block.path} was applied and is now named {other.path}; "
+                        "rename it back (applied migrations are never renamed)",
+                    )
+                )
+            else:
+                findings.append(
+                    Finding(
+                        FindingKind.MISSING,
+                        block.path,
+                        f"{block.path} was applied but is missing; restore it from git "
+                        "(applied migrations are never deleted)",
+                    )
+                )
+        elif current.sha256 != block.content_hash:
+            findings.append(
+                Finding(
+                    FindingKind.CHANGED,
+                    block.path,
+                    f"{block.path} was edited after it was applied; restore it from "
+                    "git and put the change in a new migration",
+                    expected=block.content_hash,
+                    current=current.sha256,
+                )
+            )
+    return findings
+
+
+def verify_lock(lock: Lock, files: Sequence[MigrationFile]) -> list[Finding]:
+    """Files not in the lock, differing from it, or listed in it but missing."""
+    locked = lock.hashes()
+    findings: list[Finding] = []
+    for f in files:
+        expected = locked.get(f.path)
+        if expected is None:
+            findings.append(
+                Finding(
+                    FindingKind.UNLOCKED,
+                    f.path,
+                    f"{f.path} is not in {LOCK_NAME}; {RELOCK} to add it",
+                )
+            )
+        elif expected != f.sha256:
+            findings.append(
+                Finding(
+                    FindingKind.LOCK,
+                    f.path,
+                    f"{f.path} differs from {LOCK_NAME} (locked {short(expected)}, "
+                    f"now {short(f.sha256)}); if it was applied anywhere, restore it "
+                    "from git and put the change in a new migration, otherwise "
+                    f"{RELOCK}",
+                    expected=expected,
+                    current=f.sha256,
+                )
+            )
+    present = {f.path for f in files}
+    findings += [
+        Finding(
+            FindingKind.LOCK,
+            path,
+            f"{LOCK_NAME} lists {path} but the file is missing; restore it from git, "
+            f"or {RELOCK} if it was never applied",
+            expected=digest,
+        )
+        for path, digest in locked.items()
+        if path not in present
+    ]
+    return findings
+
+
+def verify_lock_ledger(
+    lock: Lock,
+    blocks: Iterable[Block],
+    files: Sequence[MigrationFile],
+    strict: bool,
+) -> list[Finding]:
+    """Compare each block's content hash with the lock.
+
+    A block that differs while the file still matches the lock means the ledger was
+    rewritten (or the file was edited and locked again): always a finding. A block
+    the lock does not know, or one newer than its stale entry, is only a finding
+    when `strict` (production): in development the watcher applies files before
+    they are locked.
+    """
+    locked = lock.hashes()
+    current = {f.path: f.sha256 for f in files}
+    findings: list[Finding] = []
+    for b in blocks:
+        if b.is_drift:  # records accepted schema drift, not a file
+            continue
+        where = f"the ledger: block {b.height} ({b.path})"
+        expected = locked.get(b.path)
+        if expected is None:
+            if strict:
+                findings.append(
+                    Finding(
+                        FindingKind.UNLOCKED,
+                        b.path,
+                        f"{where} is not in {LOCK_NAME}; a file was applied without "
+                        f"being locked, {RELOCK} and commit it if it belongs",
+                    )
+                )
+        elif expected != b.content_hash and current.get(b.path) == expected:
+            findings.append(
+                Finding(
+                    FindingKind.TAMPERED,
+                    b.path,
+                    f"{where} records content {short(b.content_hash)} but the file "
+                    f"and {LOCK_NAME} have {short(expected)}; the ledger was "
+                    "rewritten (restore it from a backup), or the file was edited "
+                    f"and locked again after it was applied (git log -p {LOCK_NAME} "
+                    "tells which)",
+                    expected=expected,
+                    current=b.content_hash,
+                )
+            )
+        elif expected != b.content_hash and strict:
+            findings.append(
+                Finding(
+                    FindingKind.LOCK,
+                    b.path,
+                    f"{where} records content {short(b.content_hash)} but "
+                    f"{LOCK_NAME} has {short(expected)}; a version of the file that "
+                    "was never locked was applied",
+                    expected=expected,
+                    current=b.content_hash,
+                )
+            )
+    return findings

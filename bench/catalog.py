@@ -1,40 +1,26 @@
 """The fingerprint workload: one process that reads and hashes a large schema's catalog.
 
 The schema is the one bench/fingerprint.py builds (its in-process timing loop is
-separate); measured only once chainops.schema offers read_snapshot and fingerprint.
+separate).
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 import psycopg
 
 from bench import tools
 from bench.workloads import Cell, Context, Group
 
-NOT_AVAILABLE = "not available yet (chainops.schema has no read_snapshot/fingerprint)"
 FLOOR = "floor: python, import psycopg, 1 query"
 
 _FINGERPRINT = (
-    "import os, psycopg; from chainops import ledger, schema; "
+    "import os, psycopg; from chainops.store import catalog, ledger; "
     "conn = psycopg.connect(os.environ['DATABASE_URL'], autocommit=True); "
-    "tables = (ledger.TABLE, ledger.HISTORY, ledger.META); "
-    "print(schema.fingerprint(schema.read_snapshot(conn, 'public', tables)))"
+    "print(catalog.fingerprint(catalog.read_snapshot(conn, 'public', ledger.TABLES)))"
 )
 
 
-def available() -> bool:
-    if importlib.util.find_spec("chainops.schema") is None:
-        return False
-    from chainops.store import catalog as schema
-
-    return hasattr(schema, "read_snapshot") and hasattr(schema, "fingerprint")
-
-
-def group(ctx: Context) -> Group | None:
-    if not available():
-        return None
+def group(ctx: Context) -> Group:
     from bench import fingerprint
 
     url = ctx.server.fresh("chainops_bench_schema")

@@ -7,7 +7,6 @@ benchmark writes a new migration, then polls the ledger for its committed block.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -26,7 +25,6 @@ from bench.peers import ROOT
 from bench.runner import GroupResult, Row
 from bench.workloads import Context, Group
 
-NOT_AVAILABLE = "not available yet (no chainops.watch / inv dev)"
 TARGET = "watch latency < 1 s (debounce included)"
 EXISTING = 50  # applied before watching; new files land in the same folder
 POLL = 0.002
@@ -63,8 +61,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def measure(
     ctx: Context, runs: int
 ) -> tuple[GroupResult | None, list[tuple[str, str, bool | None]]]:
-    if importlib.util.find_spec("chainops.watch") is None:
-        return None, [(TARGET, NOT_AVAILABLE, None)]
     project = ctx.work / "watch-project"
     if project.exists():
         shutil.rmtree(project)

@@ -8,6 +8,7 @@ database takes a Target, so one caller can drive many databases.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 
 from chainops import execute, plan
@@ -36,8 +37,8 @@ from chainops.model import (
 from chainops.source import lockfile
 from chainops.source.files import discover
 from chainops.source.template import write_template
-from chainops.store import dump, ledger
-from chainops.store.connection import Conn, session
+from chainops.store import connection, dump, ledger
+from chainops.store.connection import Conn
 
 OnEvent = Callable[[Event], None]
 SCHEMA_FILE = "schema.sql"
@@ -45,6 +46,12 @@ SCHEMA_FILE = "schema.sql"
 
 def _ignore(_event: Event) -> None:
     pass
+
+
+def _session(where: Target, purpose: str) -> AbstractContextManager[Conn]:
+    return connection.session(
+        where.conninfo, where.description, purpose, where.settings.ledger_schema
+    )
 
 
 def target(settings: Settings, on_event: OnEvent = _ignore) -> Target:
@@ -152,7 +159,7 @@ def apply(
     _check_lock(settings, found, on_event)
     options = Options(allow_out_of_order, resume, dry_run, accept_drift)
     want_backup = settings.is_production if backup is None else backup
-    with session(where.conninfo, where.description, "migrate") as conn:
+    with _session(where, "migrate") as conn:
 
         def before_apply(pending: Sequence[MigrationFile]) -> None:
             if want_backup:
@@ -212,7 +219,7 @@ def _backup(conn: Conn, where: Target, first: MigrationFile, on_event: OnEvent) 
 def baseline(where: Target, through: int, on_event: OnEvent = _ignore) -> ApplyResult:
     """Adopt an existing database: record blocks up to #`through`, running nothing."""
     files = load_files(where.settings)
-    with session(where.conninfo, where.description, "baseline") as conn:
+    with _session(where, "baseline") as conn:
         return execute.baseline(conn, where.settings, files, through, on_event)
 
 
@@ -227,7 +234,7 @@ def reset_dev(
     from chainops.store import reset
 
     reset.refuse_locally(where.settings)
-    with session(where.conninfo, where.description, "reset") as conn:
+    with _session(where, "reset") as conn:
         dropped = reset.reset(conn, where.settings, where.description, confirm)
     return dropped, (apply(where, on_event=on_event) if migrate else None)
 
@@ -235,7 +242,7 @@ def reset_dev(
 def status(where: Target) -> StatusReport:
     """Every migration with its state, plus the chain head."""
     files = load_files(where.settings)
-    with session(where.conninfo, where.description, "status") as conn:
+    with _session(where, "status") as conn:
         snapshot = ledger.read_snapshot(conn, where.settings.ledger_schema)
     plan.refuse_old_format(snapshot)
     findings = verifier.verify(snapshot, files)
@@ -271,7 +278,7 @@ def verify(where: Target) -> VerifyReport:
     settings = where.settings
     files = load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
-    with session(where.conninfo, where.description, "verify") as conn:
+    with _session(where, "verify") as conn:
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         plan.refuse_old_format(snapshot)
         from chainops.store import drift

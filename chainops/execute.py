@@ -13,13 +13,11 @@ from contextlib import AbstractContextManager
 
 from chainops import chain, plan, verify
 from chainops.config import Settings
-from chainops.errors import SchemaDrift
 from chainops.model import (
     Applied,
     ApplyFile,
     ApplyResult,
     Block,
-    Drift,
     DriftFound,
     Event,
     LedgerSnapshot,
@@ -29,7 +27,6 @@ from chainops.model import (
     Waiting,
 )
 from chainops.source import scan
-from chainops.source.directives import NONE, has_directive, parse_directives
 from chainops.store import drift, ledger
 from chainops.store.connection import Conn, is_idle
 from chainops.store.lock import ledger_lock
@@ -110,8 +107,9 @@ def _apply(
     blocks = list(snapshot.blocks)
     found = drift.detect(conn, settings.ledger_schema, snapshot.blocks)
     if found is not None:
-        _handle_drift(found, settings, options, emit)
-        if options.accept_drift:
+        accept = plan.decide_drift(found, options, settings.is_production)
+        emit(DriftFound(found, accept))
+        if accept:
             blocks.append(applier.record_drift(blocks, found.changes))
     if steps and before_apply is not None:
         before_apply([step.file for step in steps])
@@ -133,10 +131,7 @@ def _apply(
 
 def apply_file(applier: Applier, step: ApplyFile, blocks: Sequence[Block]) -> Applied:
     """Send plain SQL as it is; parse only a file that may need to go one by one."""
-    file = step.file
-    directives = (
-        parse_directives(file.text, file.path) if has_directive(file.data) else NONE
-    )
+    file, directives = step.file, step.directives
     if not scan.needs_parse(file.data):
         return applier.apply_in_transaction(file, blocks, directives)
     from chainops.source import statements  # pglast, only for a file that needs it
@@ -147,19 +142,6 @@ def apply_file(applier: Applier, step: ApplyFile, blocks: Sequence[Block]) -> Ap
     return applier.apply_statements(
         file, blocks, analysis.statements, step.attempt, directives
     )
-
-
-def _handle_drift(
-    found: Drift, settings: Settings, options: Options, emit: Emit
-) -> None:
-    """Refuse to build on drift in production; elsewhere warn, or accept it."""
-    if settings.is_production and not options.accept_drift:
-        raise SchemaDrift(
-            f"{found.message()}; undo the change, or record it with "
-            "migrate --accept-drift; nothing was applied",
-            tuple(found.findings()),
-        )
-    emit(DriftFound(found, options.accept_drift))
 
 
 def baseline(

@@ -239,11 +239,21 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Directives:
+    """A file's `-- chainops:` options; None where the file says nothing."""
+
+    no_transaction_line: int | None = None
+    lock_timeout: str | None = None
+    statement_timeout: str | None = None
+
+
+@dataclass(frozen=True)
 class ApplyFile:
     """Apply a pending file; `attempt` is the partial run it resumes, if any."""
 
     file: MigrationFile
     attempt: Attempt | None = None
+    directives: Directives = Directives()
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from chainops.errors import ConfigError, OutOfOrder, PartiallyApplied, Refused
+from chainops.errors import (
+    ConfigError,
+    OutOfOrder,
+    PartiallyApplied,
+    Refused,
+    SchemaDrift,
+)
 from chainops.model import (
     FORMAT_VERSION,
     ApplyFile,
     Attempt,
     Block,
+    Drift,
     Entry,
     Finding,
     FindingKind,
@@ -25,6 +32,7 @@ from chainops.model import (
     State,
     Status,
 )
+from chainops.source.directives import read_directives
 
 
 def refuse_old_format(snapshot: LedgerSnapshot) -> None:
@@ -56,7 +64,10 @@ def plan_apply(
         file, applied_path = out_of_order[0]
         raise OutOfOrder(file.path, applied_path)
     attempts = _partial_attempts(snapshot, pending, options.resume) if final else {}
-    steps = tuple(ApplyFile(f, attempts.get(f.number)) for f in pending)
+    # A bad directive refuses the run before anything, the ledger included, is made.
+    steps = tuple(
+        ApplyFile(f, attempts.get(f.number), read_directives(f)) for f in pending
+    )
     return Plan(steps, tuple(out_of_order))
 
 
@@ -76,6 +87,20 @@ def plan_baseline(
             "adopts a database that chainops has never migrated"
         )
     return tuple(chosen)
+
+
+def decide_drift(drift: Drift, options: Options, production: bool) -> bool:
+    """Whether to record the drift as a block (True) or build on it with a warning.
+
+    Production refuses to build on drift unless it is accepted.
+    """
+    if production and not options.accept_drift:
+        raise SchemaDrift(
+            f"{drift.message()}; undo the change, or record it with "
+            "migrate --accept-drift; nothing was applied",
+            tuple(drift.findings()),
+        )
+    return options.accept_drift
 
 
 def describe(plan: Plan) -> tuple[Planned, ...]:

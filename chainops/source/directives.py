@@ -8,10 +8,10 @@ with the file's line, so a misspelt directive never goes silently unobeyed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from chainops.config import DURATION
 from chainops.errors import MigrationFileError
+from chainops.model import Directives, MigrationFile
 from chainops.source.files import locate
 
 NAMES = ("no-transaction", "lock-timeout", "statement-timeout")
@@ -20,15 +20,6 @@ _LINE = re.compile(
     re.MULTILINE | re.IGNORECASE,
 )
 _START = re.compile(rb"--[ \t]*chainops:", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Directives:
-    """A file's options; None where the file says nothing."""
-
-    no_transaction_line: int | None = None
-    lock_timeout: str | None = None
-    statement_timeout: str | None = None
 
 
 NONE = Directives()
@@ -80,3 +71,8 @@ def parse_directives(text: str, path: str) -> Directives:
         str(lock) if lock is not None else None,
         str(statement) if statement is not None else None,
     )
+
+
+def read_directives(file: MigrationFile) -> Directives:
+    """A file's directives; a quick look at its bytes spares a big file the decode."""
+    return parse_directives(file.text, file.path) if has_directive(file.data) else NONE

@@ -101,7 +101,9 @@ _INSUFFICIENT_PRIVILEGE = "42501"
 _READ_ONLY = "25006"
 
 
-def translate(err: psycopg.Error, where: str, purpose: str, user: str) -> ChainopsError:
+def translate(
+    err: psycopg.Error, where: str, purpose: str, user: str, schema: str
+) -> ChainopsError:
     """The one chainops error for a server refusal outside a migration.
 
     A migration's own failure is placed in its file by `store.session` instead.
@@ -110,17 +112,15 @@ def translate(err: psycopg.Error, where: str, purpose: str, user: str) -> Chaino
     message = one_line(err.diag.message_primary or str(err) or type(err).__name__)
     if sqlstate == _INSUFFICIENT_PRIVILEGE:
         return PermissionDenied(
-            f"{where}: the role {user} may not do what {purpose} needs ({message}); "
-            "grant it, e.g. as the schema's owner: GRANT USAGE, CREATE ON SCHEMA "
-            f"<ledger schema> TO {user} (docs/grants.sql sets up every grant)"
+            f"{where}: the role {user} lacks a privilege that {purpose} needs "
+            f"({message}); grant it as the schema's owner, for example GRANT USAGE, "
+            f"CREATE ON SCHEMA {schema} TO {user} (docs/grants.sql sets up every role)"
         )
     if sqlstate == _READ_ONLY:
         return PermissionDenied(
-            f"{where} is read-only ({message}); {purpose} writes the ledger, so "
-            "point DATABASE_URL at the primary, not a replica or a read-only database"
+            f"{where} is read-only ({message}); {purpose} writes the ledger, so point "
+            "DATABASE_URL at a writable primary, not a replica"
         )
-    if isinstance(err, psycopg.OperationalError):
-        return connection_lost(where, purpose, err)
     return DatabaseAccessError(
         f"{where}: the server refused {purpose}: {message}"
         + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
@@ -129,15 +129,17 @@ def translate(err: psycopg.Error, where: str, purpose: str, user: str) -> Chaino
 
 
 @contextmanager
-def session(conninfo: str, where: str, purpose: str) -> Iterator[Conn]:
-    """A connection for one command; server refusals leave it as chainops errors."""
+def session(conninfo: str, where: str, purpose: str, schema: str) -> Iterator[Conn]:
+    """A connection for one command; server refusals leave it as chainops errors.
+
+    `schema` is the ledger schema, named in the advice for a missing privilege.
+    """
     conn = connect(conninfo, purpose)
     try:
         yield conn
     except psycopg.Error as err:
         if conn.broken:
             raise connection_lost(where, purpose, err) from err
-        user = conn.info.user if not conn.closed else "?"
-        raise translate(err, where, purpose, user) from err
+        raise translate(err, where, purpose, conn.info.user, schema) from err
     finally:
         conn.close()

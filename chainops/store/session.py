@@ -28,12 +28,12 @@ from chainops.model import (
     Applied,
     Attempt,
     Block,
+    Directives,
     MigrationFile,
     Mode,
     Outcome,
     Status,
 )
-from chainops.source.directives import Directives
 from chainops.source.files import HASH_ALGORITHM, locate
 from chainops.store import ledger
 from chainops.store.connection import Conn

@@ -496,3 +496,27 @@ def test_verify_cannot_see_truncated_tail_when_history_also_deleted(project):
     ) as caught:  # the re-run of the file fails loudly
         api.apply(project.target)
     assert caught.value.sqlstate == "42P07"
+
+
+def test_apply_refuses_unknown_directive_in_any_case_with_exit_3(project):
+    project.write({"001-schema/001-a.sql": "-- CHAINOPS:bogus\n" + TABLE_A})
+
+    with pytest.raises(MigrationFileError, match=r"^001-schema/001-a\.sql:1: unknown "):
+        api.apply(project.target)
+
+    assert MigrationFileError.exit_code == 3
+    assert project.query("SELECT to_regclass('blockchain_migrations')") == [(None,)]
+
+
+def test_apply_honours_statement_timeout_directive_in_any_case(project):
+    project.write(
+        {
+            "001-schema/001-slow.sql": "-- CHAINOPS:statement-timeout=1ms\n"
+            "SELECT pg_sleep(0.2);\n"
+        }
+    )
+
+    with pytest.raises(MigrationFailed, match="statement timeout"):
+        api.apply(project.target)
+
+    assert project.query("SELECT status FROM blockchain_migrations") == [("failed",)]

@@ -309,3 +309,28 @@ def test_watch_refuses_to_start_when_environment_is_production(project):
         Watcher(settings, print)
 
     assert str(caught.value).startswith("CHAINOPS_ENV is production")
+
+
+BOGUS = "-- CHAINOPS:bogus\nCREATE TABLE a (id int PRIMARY KEY);\n"
+SLOW = "-- CHAINOPS:statement-timeout=1ms\nSELECT pg_sleep(0.2);\n"
+
+
+def test_watch_refuses_unknown_directive_in_any_case_and_applies_nothing(
+    project, watching
+):
+    project.write({"001-schema/001-a.sql": BOGUS})
+
+    line = watching.starting("✗ 001-schema/001-a.sql:1: unknown directive")
+
+    assert "chainops:bogus" in line.lower()
+    assert project.query("SELECT to_regclass('blockchain_migrations')") == [(None,)]
+    assert tables(project) == set()
+
+
+def test_watch_honours_statement_timeout_directive_in_any_case(project, watching):
+    project.write({"001-schema/001-slow.sql": SLOW})
+
+    line = watching.starting("✗ 001-schema/001-slow.sql")
+
+    assert "statement timeout" in line
+    assert attempts(project, "001-schema/001-slow.sql") == [("failed",)]

@@ -53,10 +53,10 @@ def test_parse_importtime_collects_modules_and_self_time():
     stderr = (
         "import time: self [us] | cumulative | imported package\n"
         "import time:       100 |        100 |   pglast.enums\n"
-        "import time:      1900 |       2000 | chainops.statements\n"
+        "import time:      1900 |       2000 | chainops.source.statements\n"
     )
     report = parse_importtime(stderr)
-    assert report.modules == {"pglast.enums", "chainops.statements"}
+    assert report.modules == {"pglast.enums", "chainops.source.statements"}
     assert report.total_ms == pytest.approx(2.0)
     assert report.heavy() == ["pglast"]
 

@@ -1,0 +1,167 @@
+"""Planning decisions from plain objects: pending, out of order, partial, resume,
+baseline, drift and status entries, with no database."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chainops import plan
+from chainops.errors import (
+    ConfigError,
+    MigrationFileError,
+    OutOfOrder,
+    PartiallyApplied,
+    Refused,
+    SchemaDrift,
+)
+from chainops.model import Directives, Drift, LedgerSnapshot, Options, State, Status
+from tests.fixtures.ledger import attempt, blocks_for, migration, snapshot
+
+A, B, C = (migration(f"001-schema/00{i}-t{i}.sql") for i in (1, 2, 3))
+F = migration("002-functions/001-f.sql")
+
+
+def test_plan_lists_every_file_in_order_when_ledger_is_empty():
+    steps = plan.plan_apply(LedgerSnapshot(exists=False), [A, B, F], Options())
+
+    assert steps.files == (A, B, F)
+    assert all(step.attempt is None for step in steps.steps)
+
+
+def test_plan_lists_only_files_without_a_block_when_some_are_applied():
+    steps = plan.plan_apply(snapshot(blocks_for([A, B])), [A, B, C], Options())
+
+    assert steps.files == (C,)
+
+
+def test_plan_refuses_out_of_order_file_naming_the_applied_one():
+    applied = snapshot(blocks_for([A, C]))
+
+    with pytest.raises(OutOfOrder) as caught:
+        plan.plan_apply(applied, [A, B, C], Options())
+
+    assert (caught.value.path, caught.value.applied_path) == (B.path, C.path)
+
+
+def test_plan_keeps_out_of_order_file_and_says_so_when_allowed():
+    steps = plan.plan_apply(
+        snapshot(blocks_for([A, C])), [A, B, C], Options(allow_out_of_order=True)
+    )
+
+    assert steps.files == (B,)
+    assert steps.out_of_order == ((B, C.path),)
+
+
+def test_plan_ignores_order_across_folders_when_another_folder_is_ahead():
+    steps = plan.plan_apply(snapshot(blocks_for([A, F])), [A, B, F], Options())
+
+    assert steps.files == (B,)
+
+
+def test_plan_retries_failed_file_when_no_statement_was_in_place():
+    failed = snapshot(blocks_for([A]), [attempt(B, Status.FAILED)])
+
+    steps = plan.plan_apply(failed, [A, B], Options())
+
+    assert steps.files == (B,)
+    assert steps.steps[0].attempt is None
+
+
+@pytest.mark.parametrize(
+    ("status", "done", "total", "says"),
+    [
+        (Status.FAILED, 2, 5, "statement 3 failed: boom"),
+        (Status.RUNNING, 2, 5, "statement 3 was running when the run stopped"),
+        (Status.RUNNING, 5, 5, "has all 5 statements in place"),
+    ],
+)
+def test_plan_refuses_partly_applied_file_unless_resuming(status, done, total, says):
+    partial = snapshot(blocks_for([A]), [attempt(B, status, done, total)])
+
+    with pytest.raises(PartiallyApplied, match=says):
+        plan.plan_apply(partial, [A, B], Options())
+
+    resumed = plan.plan_apply(partial, [A, B], Options(resume=True))
+    assert resumed.steps[0].attempt == partial.attempts[0]
+
+
+def test_plan_does_not_judge_attempts_when_not_final():
+    running = snapshot(attempts=[attempt(A, Status.RUNNING, 1, 3)])
+
+    steps = plan.plan_apply(running, [A], Options(), final=False)
+
+    assert steps.files == (A,)
+    assert steps.steps[0].attempt is None
+
+
+def test_plan_reads_each_pending_files_directives():
+    slow = migration(
+        "001-schema/002-slow.sql", "-- CHAINOPS:lock-timeout=30s\nSELECT 1;"
+    )
+
+    steps = plan.plan_apply(snapshot(blocks_for([A])), [A, slow], Options())
+
+    assert steps.steps[0].directives == Directives(lock_timeout="30s")
+
+
+def test_plan_refuses_unknown_directive_before_anything_is_written():
+    bogus = migration("001-schema/001-x.sql", "-- CHAINOPS:bogus\nSELECT 1;")
+
+    with pytest.raises(MigrationFileError, match=r"001-x\.sql:1: unknown directive"):
+        plan.plan_apply(LedgerSnapshot(exists=False), [bogus], Options())
+
+
+def test_plan_refuses_older_ledger_format_for_reading_commands():
+    old = replace(snapshot(), format_version=1)
+
+    with pytest.raises(ConfigError, match="run inv migrate once to upgrade it"):
+        plan.refuse_old_format(old)
+
+
+def test_baseline_chooses_files_up_to_the_number_given():
+    assert plan.plan_baseline(LedgerSnapshot(exists=False), [A, B, F], 1002) == (A, B)
+
+
+def test_baseline_refuses_when_no_file_is_numbered_that_low():
+    with pytest.raises(Refused, match="no migration is numbered #999 or below"):
+        plan.plan_baseline(LedgerSnapshot(exists=False), [A], 999)
+
+
+def test_baseline_refuses_a_ledger_that_holds_blocks():
+    with pytest.raises(Refused, match="already holds 1 blocks"):
+        plan.plan_baseline(snapshot(blocks_for([A])), [A, B], 1002)
+
+
+def drift() -> Drift:
+    head = blocks_for([A])[0]
+    return Drift(head, "a" * 64, "b" * 64, ("table public.x added",))
+
+
+@pytest.mark.parametrize(
+    ("accept", "production", "recorded"),
+    [(False, False, False), (True, False, True), (True, True, True)],
+)
+def test_drift_is_warned_or_recorded_when_not_refused(accept, production, recorded):
+    options = Options(accept_drift=accept)
+
+    assert plan.decide_drift(drift(), options, production) is recorded
+
+
+def test_drift_is_refused_in_production_unless_accepted():
+    with pytest.raises(SchemaDrift, match=r"table public\.x added; undo the change"):
+        plan.decide_drift(drift(), Options(), production=True)
+
+
+def test_entries_give_each_migration_its_state_in_number_order():
+    ledger = snapshot(blocks_for([A]), [attempt(C, Status.FAILED)])
+
+    entries = plan.entries(ledger, [A, B, C], [])
+
+    assert [(e.path, e.state) for e in entries] == [
+        (A.path, State.APPLIED),
+        (B.path, State.PENDING),
+        (C.path, State.FAILED),
+    ]
+    assert entries[2].error == "boom"

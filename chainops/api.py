@@ -17,21 +17,23 @@ from chainops.config import Settings, describe_database
 from chainops.errors import ChainopsError, ConfigError, DriftError, MigrationFileError
 from chainops.model import (
     GENESIS,
-    ApplyResult,
     BackedUp,
-    Created,
     EmbeddedStarted,
     Event,
     Finding,
     FindingKind,
-    LockReport,
     LockStale,
     MigrationFile,
     Options,
     SchemaFileWritten,
     State,
-    StatusReport,
     Target,
+)
+from chainops.results import (
+    ApplyResult,
+    Created,
+    LockReport,
+    StatusReport,
     VerifyReport,
 )
 from chainops.source import lockfile

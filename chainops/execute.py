@@ -16,7 +16,6 @@ from chainops.config import Settings
 from chainops.model import (
     Applied,
     ApplyFile,
-    ApplyResult,
     Block,
     DriftFound,
     Event,
@@ -26,6 +25,7 @@ from chainops.model import (
     OutOfOrderAllowed,
     Waiting,
 )
+from chainops.results import ApplyResult
 from chainops.source import scan
 from chainops.store import drift, ledger
 from chainops.store.connection import Conn, is_idle

@@ -21,17 +21,16 @@ from chainops.model import (
     Attempt,
     Block,
     Drift,
-    Entry,
     Finding,
     FindingKind,
     LedgerSnapshot,
     MigrationFile,
     Options,
     Plan,
-    Planned,
     State,
     Status,
 )
+from chainops.results import Entry, Planned
 from chainops.source.directives import read_directives
 
 

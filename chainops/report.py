@@ -12,22 +12,19 @@ from chainops.chain import format_time
 from chainops.errors import DriftError, short, with_more
 from chainops.model import (
     Applied,
-    ApplyResult,
     BackedUp,
     DriftFound,
     Event,
     Finding,
     FindingKind,
-    LockReport,
     LockStale,
     Mode,
     OutOfOrderAllowed,
     SchemaFileWritten,
     State,
-    StatusReport,
-    VerifyReport,
     Waiting,
 )
+from chainops.results import ApplyResult, LockReport, StatusReport, VerifyReport
 
 OK, PENDING, BAD, WAIT = "✓", "○", "✗", "…"
 _COLOURS = {OK: "32", PENDING: "33", BAD: "31", WAIT: "36"}

@@ -13,8 +13,12 @@ from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chainops.config import Settings, read_dotenv
+
+if TYPE_CHECKING:
+    from honcho.manager import Manager
 from chainops.errors import ConfigError, Refused
 
 PROCFILE = "Procfile.dev"
@@ -111,7 +115,7 @@ def run(processes: Mapping[str, str], env: Mapping[str, str], cwd: Path) -> int:
         manager.loop()
         # honcho waits for the shells only; a command's own process may still be
         # shutting down (or hang), and must not outlive inv dev.
-        groups = {p["pid"]: n for n, p in manager._processes.items() if "pid" in p}
+        groups = process_groups(manager)
         for group in _reap(list(groups), time.monotonic() + KILL_WAIT):
             text = f"{groups[group]} left processes running; sent them SIGKILL\n"
             printer.write(Message("line", text, datetime.now(), "system", None))
@@ -120,6 +124,16 @@ def run(processes: Mapping[str, str], env: Mapping[str, str], cwd: Path) -> int:
             signal.signal(signum, handler)
     code = int(manager.returncode or 0)
     return 128 - code if code < 0 else code  # killed by a signal: 128 + its number
+
+
+def process_groups(manager: Manager) -> dict[int, str]:
+    """The process group of each process honcho started, by leader pid.
+
+    honcho keeps the pids in a private table only; this adapter is the one reader,
+    pinned by tests/unit/test_procfile.py.
+    """
+    table = manager._processes
+    return {p["pid"]: name for name, p in table.items() if "pid" in p}
 
 
 def _reap(groups: list[int], deadline: float) -> list[int]:

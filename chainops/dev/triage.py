@@ -9,15 +9,8 @@ from dataclasses import dataclass
 from datetime import timezone
 
 from chainops.errors import ChainopsError, MigrationFileError, short
-from chainops.model import (
-    Block,
-    Entry,
-    Finding,
-    FindingKind,
-    MigrationFile,
-    State,
-    StatusReport,
-)
+from chainops.model import Block, Finding, FindingKind, MigrationFile, State
+from chainops.results import Entry, StatusReport
 from chainops.source.statements import EmptyMigration, check_syntax
 
 # Topics of messages that concern no single file; "!" starts no migration path.

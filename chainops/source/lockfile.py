@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chainops.errors import DriftError, MigrationFileError, with_more
-from chainops.model import Finding, LockChanges, MigrationFile
+from chainops.model import Finding, MigrationFile
+from chainops.results import LockChanges
 from chainops.source.files import HASH_ALGORITHM, parse_name
 
 LOCK_NAME = "chain.lock"

@@ -322,10 +322,6 @@ def read_snapshot(
     return Snapshot(objects)
 
 
-_TOKEN = re.compile(
-    r"""\s+|[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*"|[A-Za-z_][\w$]*|.""",
-    re.DOTALL,
-)
 _WORD = re.compile(r'"(?:[^"]|"")*"|[A-Za-z_][\w$]*')
 _SUBQUERY_STARTS = ("SELECT", "WITH", "VALUES")
 _FROM_ENDS = frozenset(
@@ -340,7 +336,9 @@ def _unqualify(definition: str) -> str:
     pg_get_viewdef qualified every column; from 16 a query that reads one relation
     prints its own columns bare. Subqueries and set operations stay qualified.
     """
-    tokens = _TOKEN.findall(definition)
+    from chainops.source.statements import tokens_of  # PostgreSQL's own scanner
+
+    tokens = tokens_of(definition)
     code = [i for i, token in enumerate(tokens) if not token.isspace()]
     depth: dict[int, int] = {}
     nested: dict[int, bool] = {}

@@ -244,9 +244,6 @@ def _start(data_dir: Path) -> None:
     if not package_log.handlers:  # without a handler its ERROR records hit stderr
         package_log.addHandler(logging.NullHandler())
     pgdata = data_dir.resolve()
-    # The package caches one handle per data directory and returns it even after the
-    # server stopped; drop it so that the constructor starts the server again.
-    PostgresServer._instances.pop(pgdata, None)
     logger.info("starting the embedded PostgreSQL in %s", data_dir)
     since = _log_size(data_dir)
     try:

@@ -18,12 +18,7 @@ import psycopg
 from psycopg import sql
 
 from chainops import __version__, chain
-from chainops.errors import (
-    ROLLED_BACK,
-    Interrupted,
-    MigrationFailed,
-    MigrationFileError,
-)
+from chainops.errors import Interrupted, MigrationFailed, MigrationFileError
 from chainops.model import (
     Applied,
     Attempt,
@@ -34,8 +29,8 @@ from chainops.model import (
     Outcome,
     Status,
 )
-from chainops.source.files import HASH_ALGORITHM, locate
-from chainops.store import ledger
+from chainops.source.files import HASH_ALGORITHM
+from chainops.store import failure
 from chainops.store.connection import Conn
 from chainops.store.writer import Row, Writer
 
@@ -44,7 +39,6 @@ if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
 
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 _OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
-_LOCK_NOT_AVAILABLE = "55P03"
 _ONE_MESSAGE_LIMIT = 1 << 20  # bytes; a bigger file is sent as a message of its own
 
 
@@ -296,33 +290,7 @@ class Applier:
     def _interrupted(
         self, file: MigrationFile, *, transactional: bool = False
     ) -> Interrupted:
-        """Say what an interrupt left behind as the ledger records it.
-
-        The server may have committed just before the cancel arrived, so the ledger,
-        not the moment of the signal, tells what is in place.
-        """
-        try:
-            found = ledger.read_progress(self.conn, self.schema, file.number)
-        except (psycopg.Error, KeyboardInterrupt):
-            return Interrupted(
-                f"interrupted while applying {file.path}; what is in place could not "
-                "be read back, run migrate.status to see"
-            )
-        if found is None or (transactional and found[0] != Status.COMPLETED):
-            return Interrupted(
-                f"interrupted while applying {file.path}; it was rolled back"
-            )
-        status, done = found
-        if status == Status.COMPLETED:
-            return Interrupted(
-                f"interrupted just after {file.path} was applied; "
-                "run migrate again to apply the rest"
-            )
-        in_place = f"statements 1-{done} are" if done else "nothing is"
-        return Interrupted(
-            f"interrupted while applying {file.path}; {in_place} in place, "
-            "run migrate --resume to continue"
-        )
+        return failure.interrupted(self.conn, self.schema, file, transactional)
 
     def _rollback_open_transaction(self) -> None:
         # Not while a command is still in progress (an interrupt can leave one):
@@ -345,46 +313,20 @@ class Applier:
         """Record the failed attempt outside the chain and build the user's error."""
         diag = err.diag
         message = diag.message_primary or str(err).strip().splitlines()[0]
-        line = column = None
-        if base is None:  # the ledger write failed, not the file: nothing to place
-            pass
-        elif diag.statement_position:
-            position = base + int(diag.statement_position) - 1
-            if 0 <= position < len(file.text):
-                line, column = locate(file.text, position)
-        elif mode != Mode.TRANSACTION:
-            line, column = locate(file.text, base)
-        hint = diag.message_hint
-        if diag.sqlstate == _LOCK_NOT_AVAILABLE:
-            hint = (
-                "another session holds a lock this migration needs; retry when it is "
-                "idle, or allow a longer wait with a line "
-                "'-- chainops:lock-timeout=30s' in the file"
-            )
-        if self.conn.broken:
-            advice = (
-                "the connection was lost and the server rolled back the open "
-                "transaction; run migrate again"
-            )
-        else:
+        line, column = failure.locate_error(
+            file.text, diag.statement_position, base, mode
+        )
+        if not self.conn.broken:
             self._record_failure(file, started, t0, mode, message, line, diag.sqlstate,
                                  done, total, done_texts)  # fmt: skip
-            advice = ROLLED_BACK
-            if mode != Mode.TRANSACTION:
-                advice = (
-                    f"statements 1-{done} are in place; fix the cause and run "
-                    f"migrate --resume to continue at statement {done + 1}"
-                    if done
-                    else "no statement is in place; fix the file and run migrate again"
-                )
         return MigrationFailed(
             file.path,
             message,
             line=line,
             column=column,
             sqlstate=diag.sqlstate,
-            hint=hint,
-            advice=advice,
+            hint=failure.hint_for(diag.sqlstate, diag.message_hint),
+            advice=failure.advice(mode, done, self.conn.broken),
         )
 
     def _record_failure(

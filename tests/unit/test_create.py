@@ -11,7 +11,7 @@ import pytest
 from chainops import api, report
 from chainops.config import Settings
 from chainops.errors import ConfigError, MigrationFileError
-from chainops.model import LockChanges
+from chainops.results import LockChanges
 from chainops.source import lockfile, statements
 from chainops.source.files import discover
 from chainops.source.template import slugify, write_template

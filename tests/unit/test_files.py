@@ -6,8 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from chainops.errors import MigrationFileError
 from chainops.source.files import HASH_ALGORITHM, discover, locate, normalise
@@ -355,28 +353,6 @@ def test_hash_is_unchanged_when_only_line_endings_or_bom_differ(variant):
 )
 def test_hash_changes_when_text_changes_beyond_line_endings(variant):
     assert hash_of(variant.encode()) != hash_of(BASE.encode())
-
-
-# Lines without line breaks, NUL (refused) or U+FEFF (a leading one is a BOM).
-_LINE = st.text(
-    alphabet=st.characters(
-        exclude_categories=("Cs",), exclude_characters="\r\n\x00\ufeff"
-    ),
-    max_size=20,
-)
-
-
-@settings(max_examples=40, deadline=None, database=None)
-@given(lines=st.lists(_LINE, min_size=1, max_size=8), final_newline=st.booleans())
-def test_hash_is_equal_when_lines_are_joined_with_any_line_ending(lines, final_newline):
-    end = "\n" if final_newline else ""
-    lf = ("\n".join(lines) + end).encode("utf-8")
-    crlf = ("\r\n".join(lines) + end.replace("\n", "\r\n")).encode("utf-8")
-    cr = ("\r".join(lines) + end.replace("\n", "\r")).encode("utf-8")
-    bom = b"\xef\xbb\xbf" + crlf
-
-    expected = sha256("\n".join(lines) + end)
-    assert hash_of(lf) == hash_of(crlf) == hash_of(cr) == hash_of(bom) == expected
 
 
 # --- locate ----------------------------------------------------------------------

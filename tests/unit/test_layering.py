@@ -54,6 +54,17 @@ def parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
+_walked: dict[int, tuple[ast.AST, tuple[ast.AST, ...]]] = {}
+
+
+def walk(tree: ast.AST) -> tuple[ast.AST, ...]:
+    """ast.walk, remembered per tree: several tests walk every module."""
+    found = _walked.get(id(tree))
+    if found is None or found[0] is not tree:  # an id reused by a newer tree
+        found = _walked[id(tree)] = (tree, tuple(ast.walk(tree)))
+    return found[1]
+
+
 def _resolve(dotted: str, names: list[str]) -> list[str]:
     """The modules `from chainops.<dotted> import <names>` reaches."""
     found = []
@@ -69,7 +80,7 @@ def _resolve(dotted: str, names: list[str]) -> list[str]:
 def chainops_imports(tree: ast.AST) -> list[tuple[str, int]]:
     """(module, line) for every chainops module imported anywhere in the tree."""
     found: list[tuple[str, int]] = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 head, _, rest = alias.name.partition(".")
@@ -85,7 +96,7 @@ def chainops_imports(tree: ast.AST) -> list[tuple[str, int]]:
 
 def third_party_imports(tree: ast.AST) -> set[str]:
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -199,7 +210,7 @@ def test_chainops_imports_finds_module_when_import_is_written_any_way(source, ex
 def writes_to_terminal(tree: ast.AST) -> list[int]:
     """Lines that call print() or sys.stdout/sys.stderr.write()."""
     lines = []
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if not isinstance(node, ast.Call):
             continue
         func = node.func
@@ -267,7 +278,7 @@ def _callee(node: ast.Call) -> str | None:
 def _tainted_names(scope: ast.AST) -> set[str]:
     """Names a scope assigns a formatted string to (`q = f"..."`)."""
     names: set[str] = set()
-    for node in ast.walk(scope):
+    for node in walk(scope):
         if isinstance(node, ast.Assign) and _is_formatted(node.value):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
         elif (

@@ -10,7 +10,8 @@ import pytest
 
 from chainops.chain import recompute
 from chainops.errors import DriftError, MigrationFileError
-from chainops.model import GENESIS, Block, LockChanges, MigrationFile
+from chainops.model import GENESIS, Block, MigrationFile
+from chainops.results import LockChanges
 from chainops.source import lockfile
 from chainops.source.files import HASH_ALGORITHM
 from chainops.verify import verify_lock, verify_lock_ledger

@@ -8,13 +8,9 @@ parser itself on files built from awkward pieces.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from chainops.errors import MigrationFileError
 from chainops.source import scan as prescan
 from chainops.source.scan import needs_parse
-from chainops.source.statements import plan_migration
 
 # Statements the parser runs outside a transaction, or refuses, or that control it.
 SPECIAL = [
@@ -107,44 +103,3 @@ def test_big_file_needs_parse_only_for_a_backslash_first_on_its_line(monkeypatch
     assert not needs_parse(rows)
     assert needs_parse(rows + b"  \\i more.sql\n")
     assert needs_parse(b"\\set x 1\n" + rows)
-
-
-PIECES = st.sampled_from(
-    [
-        *SPECIAL,
-        *PLAIN,
-        "SELECT ';VACUUM';",
-        "SELECT $$; COMMIT $$;",
-        "SELECT $a$ ; vacuum; $a$;",
-        "SELECT E'\\'; begin;';",
-        'SELECT 1 AS ";vacuum";',
-        "CREATE TABLE q (a text DEFAULT ';', b text DEFAULT 'x; y');",
-        'ALTER TABLE t DETACH PARTITION "p;x" CONCURRENTLY;',
-        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql"
-        " AS $$ BEGIN RETURN 1; END $$;",
-        'CREATE TABLE "create" ("database" int);',
-        "DO $$ BEGIN PERFORM 1; END $$;",
-        "-- ; vacuum\n",
-        "/* ; vacuum */",
-        "/* a /* b */ ; vacuum */",
-        "\n",
-        ";",
-        "SELECT 1",
-    ]
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(PIECES, min_size=1, max_size=6).map(" ".join))
-def test_parser_agrees_the_file_is_plain_when_scan_skips_it(sql):
-    if needs_parse(sql.encode()):
-        return
-    try:
-        plan = plan_migration(sql, "001-schema/001-x.sql")
-    except MigrationFileError as err:
-        error = str(err)
-    else:
-        assert plan.transactional, plan.reason
-        return
-    # The server reports syntax errors as well; nothing else may hide here.
-    assert "syntax error" in error or "unterminated" in error, error

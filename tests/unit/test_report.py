@@ -14,15 +14,8 @@ import pytest
 from chainops import model, report
 from chainops.chain import recompute
 from chainops.errors import AppliedFileChanged, LedgerTampered
-from chainops.model import (
-    GENESIS,
-    Block,
-    Entry,
-    Finding,
-    MigrationFile,
-    StatusReport,
-    VerifyReport,
-)
+from chainops.model import GENESIS, Block, Finding, MigrationFile
+from chainops.results import Entry, StatusReport, VerifyReport
 from chainops.source.files import HASH_ALGORITHM
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

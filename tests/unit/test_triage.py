@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from chainops.dev.triage import Decider
-from chainops.model import GENESIS, Block, Entry, Finding, MigrationFile, StatusReport
+from chainops.model import GENESIS, Block, Finding, MigrationFile
+from chainops.results import Entry, StatusReport
 from tests.fixtures.hashing import hash_text
 
 APPLIED_AT = datetime(2025, 9, 21, 10, 0, tzinfo=timezone.utc)

@@ -1,0 +1,95 @@
+"""What a failed or interrupted migration leaves behind, in the user's words: the
+file's line and column, the hint, and what to do next.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from chainops.errors import ROLLED_BACK, Interrupted
+from chainops.model import MigrationFile, Mode, Status
+from chainops.source.files import locate
+from chainops.store import ledger
+from chainops.store.connection import Conn
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def locate_error(
+    text: str, statement_position: str | None, base: int | None, mode: str
+) -> tuple[int | None, int | None]:
+    """The 1-based line and column of a server error in the file, if it can be placed.
+
+    `base` is the file's offset in what was sent (negative when a prefix went
+    first), or None when the error came from the ledger write, not the file.
+    """
+    if base is None:
+        return None, None
+    if statement_position:
+        position = base + int(statement_position) - 1
+        if 0 <= position < len(text):
+            return locate(text, position)
+        return None, None
+    if mode != Mode.TRANSACTION:  # statement by statement: `base` is its start
+        return locate(text, base)
+    return None, None
+
+
+def hint_for(sqlstate: str | None, hint: str | None) -> str | None:
+    """The server's hint, or chainops' own where it knows better."""
+    if sqlstate == _LOCK_NOT_AVAILABLE:
+        return (
+            "another session holds a lock this migration needs; retry when it is "
+            "idle, or allow a longer wait with a line "
+            "'-- chainops:lock-timeout=30s' in the file"
+        )
+    return hint
+
+
+def advice(mode: str, done: int, broken: bool) -> str:
+    """What to do after a failure, by what is in place."""
+    if broken:
+        return (
+            "the connection was lost and the server rolled back the open "
+            "transaction; run migrate again"
+        )
+    if mode == Mode.TRANSACTION:
+        return ROLLED_BACK
+    if done:
+        return (
+            f"statements 1-{done} are in place; fix the cause and run "
+            f"migrate --resume to continue at statement {done + 1}"
+        )
+    return "no statement is in place; fix the file and run migrate again"
+
+
+def interrupted(
+    conn: Conn, schema: str, file: MigrationFile, transactional: bool
+) -> Interrupted:
+    """Say what an interrupt left behind as the ledger records it.
+
+    The server may have committed just before the cancel arrived, so the ledger,
+    not the moment of the signal, tells what is in place.
+    """
+    try:
+        found = ledger.read_progress(conn, schema, file.number)
+    except (psycopg.Error, KeyboardInterrupt):
+        return Interrupted(
+            f"interrupted while applying {file.path}; what is in place could not "
+            "be read back, run migrate.status to see"
+        )
+    if found is None or (transactional and found[0] != Status.COMPLETED):
+        return Interrupted(
+            f"interrupted while applying {file.path}; it was rolled back"
+        )
+    status, done = found
+    if status == Status.COMPLETED:
+        return Interrupted(
+            f"interrupted just after {file.path} was applied; "
+            "run migrate again to apply the rest"
+        )
+    in_place = f"statements 1-{done} are" if done else "nothing is"
+    return Interrupted(
+        f"interrupted while applying {file.path}; {in_place} in place, "
+        "run migrate --resume to continue"
+    )

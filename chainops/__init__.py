@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("apply", "status", "verify", "create", "check")
+_API = ("target", "apply", "status", "verify", "create", "check")
 
 
 def __getattr__(name: str) -> Any:

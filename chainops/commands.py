@@ -46,10 +46,6 @@ class Command:
     help: str
     options: tuple[Option, ...] = ()
 
-    @property
-    def shown(self) -> str:
-        """How a message names the command to a user of either front end."""
-        return f"chainops {self.verb}"
 
 
 COMMON = (
@@ -229,9 +225,7 @@ def parse_values(command: Command, given: Mapping[str, Any]) -> dict[str, Any]:
         if raw is None or (raw is False and not option.tristate):
             if option.required:
                 raise ConfigError(
-                    f"{command.shown} needs --{option.flag}; pass it, for example "
-                    f"--{option.flag} {option.metavar or option.flag.upper()} "
-                    f"({option.help})"
+                    f"--{option.flag} is missing ({option.help}); pass --{option.flag}"
                 )
             switch = option.kind is bool and not option.tristate
             values[option.name] = False if switch else option.default

@@ -47,7 +47,6 @@ class Command:
     options: tuple[Option, ...] = ()
 
 
-
 COMMON = (
     Option("database-url", "overrides DATABASE_URL", str),
     Option("migrations-dir", "overrides CHAINOPS_MIGRATIONS_DIR", str),

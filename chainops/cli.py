@@ -88,10 +88,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _target(args: argparse.Namespace, settings: Settings | None = None) -> Target:
+def _target(
+    args: argparse.Namespace, show: Callable[[Event], None] | None = None
+) -> Target:
+    """The database; starting the embedded one is told on stdout by commands that
+    report progress there (`show`), otherwise on stderr."""
     from chainops import api
 
-    return api.target(settings or _settings(args), on_event=_notice)
+    return api.target(_settings(args), on_event=show or _notice)
+
+
+def _shower(colour: bool) -> Callable[[Event], None]:
+    from chainops import report
+
+    return lambda event: _out(report.event_line(event, colour))
 
 
 def _out(line: str) -> None:
@@ -102,14 +112,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from chainops import api, report
 
     colour = report.use_colour(sys.stdout)
+    show = _shower(colour)
     result = api.apply(
-        _target(args),
+        _target(args, show),
         allow_out_of_order=args.allow_out_of_order,
         resume=args.resume,
         dry_run=args.dry_run,
         accept_drift=args.accept_drift,
         backup=args.backup,
-        on_event=lambda event: _out(report.event_line(event, colour)),
+        on_event=show,
     )
     if args.dry_run:
         for line in report.plan_lines(result, args.sql, colour):
@@ -122,11 +133,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from chainops import api, report
 
-    colour = report.use_colour(sys.stdout)
+    show = _shower(report.use_colour(sys.stdout))
     result = api.baseline(
-        _target(args),
+        _target(args, show),
         args.through,
-        on_event=lambda event: _out(report.event_line(event, colour)),
+        on_event=show,
     )
     n = len(result.applied)
     _out(
@@ -149,12 +160,12 @@ def cmd_reset_dev(args: argparse.Namespace) -> int:
             "reset-dev needs confirmation and there is no terminal to ask; "
             "pass --yes, nothing was dropped"
         )
-    colour = report.use_colour(sys.stdout)
+    show = _shower(report.use_colour(sys.stdout))
     dropped, applied = api.reset_dev(
-        _target(args),
+        _target(args, show),
         (lambda _where: True) if args.yes else _ask,
         migrate=args.migrate,
-        on_event=lambda event: _out(report.event_line(event, colour)),
+        on_event=show,
     )
     _out(f"✓ reset: dropped schemas {', '.join(dropped) or '(none)'}")
     if applied is not None:
@@ -162,10 +173,10 @@ def cmd_reset_dev(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
-def _notice(event: object) -> None:
+def _notice(event: Event) -> None:
     from chainops import report
 
-    print(report.event_line(event, report.use_colour(sys.stderr)), file=sys.stderr)  # type: ignore[arg-type]
+    print(report.event_line(event, report.use_colour(sys.stderr)), file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -232,22 +243,13 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from chainops import api, report
     from chainops.dev import procfile
 
     settings = _settings(args)
     processes = procfile.read_procfile(settings, args.procfile)
-    colour = report.use_colour(sys.stdout)
-
-    def show(event: Event) -> None:
-        _out(report.event_line(event, colour))
-
+    show = _shower(report.use_colour(sys.stdout))
     database = api.target(settings, on_event=show)
-    if database.conninfo:
-        settings = replace(settings, database_url=database.conninfo)
-        database = replace(database, settings=settings)
     try:
         _out(report.apply_summary(api.apply(database, on_event=show)))
     except (
@@ -304,7 +306,7 @@ def cmd_db(args: argparse.Namespace) -> int:
         _out(api.db_url(settings))
     elif args.action == "schema":
         path = settings.migrations_dir / api.SCHEMA_FILE
-        changed = api.db_schema(_target(args, settings))
+        changed = api.db_schema(_target(args))
         _out(f"✓ {'wrote' if changed else 'unchanged:'} {path}")
     elif args.action == "start":
         database = api.db_start(settings, on_event=_notice)

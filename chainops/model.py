@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import Enum
 
 from chainops.config import Settings
+from chainops.errors import more
 
 GENESIS = "0" * 64
 FORMAT_VERSION = 2  # of the ledger tables; store.ledger upgrades older ones
@@ -202,13 +203,9 @@ class Drift:
 
     def message(self) -> str:
         head = self.changes[0] if self.changes else "the fingerprint differs"
-        more = len(self.changes) - 1
-        extra = (
-            f" (and {more} more change{'s' if more > 1 else ''})" if more > 0 else ""
-        )
         return (
             f"the database schema drifted since block {self.block.height} "
-            f"({self.block.path}): {head}{extra}"
+            f"({self.block.path}): {head}{more(len(self.changes) - 1, 'change')}"
         )
 
     def findings(self) -> list[Finding]:

@@ -24,7 +24,13 @@ from chainops.model import (
     State,
     Waiting,
 )
-from chainops.results import ApplyResult, LockReport, StatusReport, VerifyReport
+from chainops.results import (
+    ApplyResult,
+    Entry,
+    LockReport,
+    StatusReport,
+    VerifyReport,
+)
 
 OK, PENDING, BAD, WAIT = "✓", "○", "✗", "…"
 _COLOURS = {OK: "32", PENDING: "33", BAD: "31", WAIT: "36"}
@@ -251,7 +257,7 @@ def display_path(path: Path, cwd: Path) -> str:
 
 def _finding_json(f: Finding) -> dict[str, Any]:
     return {
-        "kind": f.kind,
+        "kind": str(f.kind),
         "path": f.path,
         "message": f.message,
         "expected": f.expected,
@@ -259,22 +265,28 @@ def _finding_json(f: Finding) -> dict[str, Any]:
     }
 
 
-def status_json(report: StatusReport) -> str:
-    doc = {
-        "migrations": [
-            {
-                "number": e.number,
-                "path": e.path,
-                "state": e.state,
-                "applied_at": format_time(e.applied_at) if e.applied_at else None,
-                "block_hash": e.block.block_hash if e.block else None,
-                "height": e.block.height if e.block else None,
-                "duration_ms": e.block.duration_ms if e.block else None,
-                "applied_by": e.block.applied_by if e.block else None,
-                "error": e.error,
-            }
-            for e in report.entries
-        ],
+def entry_json(entry: Entry) -> dict[str, Any]:
+    """One migration as `status --json` and the explorer's JSON show it."""
+    block = entry.block
+    return {
+        "number": entry.number,
+        "path": entry.path,
+        "state": str(entry.state),
+        "applied_at": format_time(entry.applied_at) if entry.applied_at else None,
+        "height": block.height if block else None,
+        "block_hash": block.block_hash if block else None,
+        "previous_hash": block.previous_hash if block else None,
+        "content_hash": block.content_hash if block else None,
+        "mode": block.mode if block else None,
+        "duration_ms": block.duration_ms if block else None,
+        "applied_by": block.applied_by if block else None,
+        "error": entry.error,
+    }
+
+
+def status_document(report: StatusReport) -> dict[str, Any]:
+    return {
+        "migrations": [entry_json(e) for e in report.entries],
         "summary": {
             "applied": report.count(*_APPLIED),
             "pending": report.count(State.PENDING),
@@ -284,7 +296,10 @@ def status_json(report: StatusReport) -> str:
         },
         "problems": [_finding_json(f) for f in report.findings],
     }
-    return json.dumps(doc, indent=2)
+
+
+def status_json(report: StatusReport) -> str:
+    return json.dumps(status_document(report), indent=2)
 
 
 def verify_json(report: VerifyReport) -> str:

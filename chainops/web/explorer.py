@@ -10,14 +10,13 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
 from html import escape
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from chainops import api
+from chainops import api, report
 from chainops.config import Settings, describe_database, password_of, redact
 from chainops.errors import ChainopsError, ConfigError, short
 from chainops.model import GENESIS
@@ -72,12 +71,6 @@ _POLICY = (
 )
 
 
-def _time(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def read_chain(settings: Settings) -> dict[str, Any]:
     """The chain as a JSON-ready document: blocks, pending files and problems."""
     database = (
@@ -101,40 +94,15 @@ def read_chain(settings: Settings) -> dict[str, Any]:
     except ChainopsError as err:
         doc["error"] = redact(str(err), password_of(settings.database_url))
     else:
+        status_doc = report.status_document(status)
+        migrations = status_doc["migrations"]
         doc["head"], doc["height"] = status.head, status.height
-        for entry in status.entries:
-            block = entry.block
-            if block is None:
-                doc["pending"].append(
-                    {
-                        "number": entry.number,
-                        "path": entry.path,
-                        "state": entry.state,
-                        "attempted_at": _time(entry.applied_at),
-                        "error": entry.error,
-                    }
-                )
-                continue
-            doc["blocks"].append(
-                {
-                    "height": block.height,
-                    "number": block.number,
-                    "path": block.path,
-                    "content_hash": block.content_hash,
-                    "block_hash": block.block_hash,
-                    "previous_hash": block.previous_hash,
-                    "applied_at": _time(block.applied_at),
-                    "applied_by": block.applied_by,
-                    "duration_ms": block.duration_ms,
-                    "mode": block.mode,
-                    "state": entry.state,
-                }
-            )
-        doc["blocks"].sort(key=lambda b: b["height"])
-        doc["problems"] = [
-            {"kind": f.kind, "path": f.path, "message": f.message}
-            for f in status.findings
-        ]
+        doc["blocks"] = sorted(
+            (m for m in migrations if m["height"] is not None),
+            key=lambda m: int(m["height"]),
+        )
+        doc["pending"] = [m for m in migrations if m["height"] is None]
+        doc["problems"] = status_doc["problems"]
     doc["ok"] = doc["error"] is None and not doc["problems"]
     canonical = json.dumps(doc, sort_keys=True).encode("utf-8")
     doc["version"] = hashlib.sha256(canonical).hexdigest()[:16]

@@ -96,7 +96,14 @@ def test_api_chain_lists_linked_blocks_then_pending_when_applied(project, explor
             "number": 2001,
             "path": "002-functions/001-c.sql",
             "state": "pending",
-            "attempted_at": None,
+            "applied_at": None,
+            "height": None,
+            "block_hash": None,
+            "previous_hash": None,
+            "content_hash": None,
+            "mode": None,
+            "duration_ms": None,
+            "applied_by": None,
             "error": None,
         }
     ]

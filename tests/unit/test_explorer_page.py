@@ -41,7 +41,7 @@ def document(**changes: object) -> dict:
                 "number": 1002,
                 "path": "001-schema/002-b.sql",
                 "state": "failed",
-                "attempted_at": None,
+                "applied_at": None,
                 "error": HOSTILE,
             }
         ],

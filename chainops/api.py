@@ -38,8 +38,7 @@ from chainops.results import (
 )
 from chainops.source import lockfile
 from chainops.source.files import discover
-from chainops.source.template import write_template
-from chainops.store import connection, dump, ledger
+from chainops.store import connection, ledger
 from chainops.store.connection import Conn
 
 OnEvent = Callable[[Event], None]
@@ -198,6 +197,8 @@ def _refresh_schema_file(where: Target, on_event: OnEvent) -> None:
 
 def db_schema(where: Target) -> bool:
     """Write migrations/schema.sql (pg_dump --schema-only); True if it changed."""
+    from chainops.store import dump
+
     settings = where.settings
     return dump.write_schema_file(
         where.conninfo, settings.migrations_dir / SCHEMA_FILE, settings.ledger_schema
@@ -205,6 +206,8 @@ def db_schema(where: Target) -> bool:
 
 
 def _backup(conn: Conn, where: Target, first: MigrationFile, on_event: OnEvent) -> None:
+    from chainops.store import dump
+
     settings = where.settings
     path = dump.create(
         where.conninfo,
@@ -305,6 +308,8 @@ def create(
 
     Only the new file's entry is added: a stale lock stays stale for verify to see.
     """
+    from chainops.source.template import write_template
+
     load_files(settings)  # refuse a broken folder before writing anything
     before = lockfile.read_lock(settings.migrations_dir)
     path = write_template(

@@ -27,7 +27,7 @@ from chainops.model import (
 )
 from chainops.results import ApplyResult
 from chainops.source import scan
-from chainops.store import drift, ledger
+from chainops.store import ledger
 from chainops.store.connection import Conn, is_idle
 from chainops.store.lock import ledger_lock
 from chainops.store.session import Applier
@@ -103,6 +103,8 @@ def _apply(
     before_apply: BeforeApply | None,
 ) -> ApplyResult:
     """Apply the planned files under the lock; fingerprint the schema afterwards."""
+    from chainops.store import drift  # the catalog code, only when applying
+
     applier = _applier(conn, settings)
     blocks = list(snapshot.blocks)
     found = drift.detect(conn, settings.ledger_schema, snapshot.blocks)
@@ -155,6 +157,8 @@ def baseline(
 
     For adopting a database whose schema already matches those migrations.
     """
+    from chainops.store import drift
+
     plan.plan_baseline(LedgerSnapshot(exists=False), files, through)
     with _locked(conn, settings, emit):
         ledger.create(conn, settings.ledger_schema)

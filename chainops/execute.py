@@ -53,7 +53,7 @@ def migrate(
     if snapshot.needs_upgrade and not options.dry_run:
         with _locked(conn, settings, emit):
             snapshot = ledger.read_snapshot(conn, schema)
-            if snapshot.needs_upgrade:
+            if snapshot.needs_upgrade and snapshot.format_version is not None:
                 ledger.upgrade(conn, schema, snapshot.format_version)
         snapshot = ledger.read_snapshot(conn, schema)
     plan.refuse_old_format(snapshot)

@@ -15,6 +15,12 @@ from chainops.errors import more
 
 GENESIS = "0" * 64
 FORMAT_VERSION = 2  # of the ledger tables; store.ledger upgrades older ones
+# The ledger's tables: blocks and attempts, the append-only history, meta rows.
+LEDGER_TABLES = (
+    "blockchain_migrations",
+    "blockchain_migrations_history",
+    "blockchain_migrations_meta",
+)
 
 
 class Text(str, Enum):
@@ -51,6 +57,15 @@ class Outcome(Text):
     FAILED = "failed"
     BASELINED = "baselined"
     DRIFT_ACCEPTED = "drift-accepted"
+
+    @classmethod
+    def of_block(cls, mode: str) -> Outcome:
+        """The outcome the history records with a block of this mode."""
+        if mode == Mode.BASELINE:
+            return cls.BASELINED
+        if mode == Mode.DRIFT:
+            return cls.DRIFT_ACCEPTED
+        return cls.COMPLETED
 
 
 class FindingKind(Text):
@@ -128,6 +143,7 @@ class Block:
     block_hash: str
     duration_ms: int = 0
     schema_hash: str | None = None  # fingerprint after this block; not hashed
+    details: str | None = None  # a drift block's differences; hashed as its content
 
     @property
     def is_drift(self) -> bool:
@@ -155,19 +171,48 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class HistoryRow:
+    """One row of the append-only history that records a block being appended."""
+
+    number: int
+    path: str
+    content_hash: str
+    outcome: str  # an Outcome
+
+
+@dataclass(frozen=True)
 class LedgerSnapshot:
-    """Everything the ledger tables hold that verification and planning read."""
+    """Everything the ledger tables hold that verification and planning read.
+
+    `tables` are the ledger tables present; `guards` are rules, triggers, policies
+    and row security on them, none of which chainops creates.
+    """
 
     exists: bool
     blocks: tuple[Block, ...] = ()
     attempts: tuple[Attempt, ...] = ()
-    completed_in_history: int = 0  # a deleted newest block still shows up here
-    environment: str | None = None  # the marker written by the runs that migrated it
-    format_version: int = FORMAT_VERSION
+    history: tuple[HistoryRow, ...] = ()
+    meta: tuple[tuple[str, str], ...] = ()
+    tables: frozenset[str] = frozenset()
+    guards: tuple[str, ...] = ()
+
+    def meta_value(self, key: str) -> str | None:
+        return next((value for k, value in self.meta if k == key), None)
+
+    @property
+    def environment(self) -> str | None:
+        """The marker written by the runs that migrated this database."""
+        return self.meta_value("environment")
+
+    @property
+    def format_version(self) -> int | None:
+        value = self.meta_value("format_version")
+        return int(value) if value is not None and value.isdigit() else None
 
     @property
     def needs_upgrade(self) -> bool:
-        return self.exists and self.format_version < FORMAT_VERSION
+        version = self.format_version
+        return self.exists and version is not None and version < FORMAT_VERSION
 
     @property
     def head(self) -> str:

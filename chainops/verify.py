@@ -6,9 +6,12 @@ Returns findings; `raise_findings` turns them into the error that stops a run.
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from chainops import chain
+from chainops.config import ENVIRONMENTS
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
@@ -19,12 +22,14 @@ from chainops.errors import (
 )
 from chainops.model import (
     GENESIS,
+    LEDGER_TABLES,
     Block,
     Drift,
     Finding,
     FindingKind,
     LedgerSnapshot,
     MigrationFile,
+    Outcome,
 )
 from chainops.source.files import parse_name
 from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock
@@ -49,7 +54,7 @@ def verify(
         for f in verify_links(snapshot.blocks) + verify_files(snapshot.blocks, files)
         if not (f.kind == FindingKind.MISSING and f.path in newer)
     ]
-    findings += _verify_history(snapshot)
+    findings += verify_ledger(snapshot)
     if drift is not None:
         findings += drift.findings()
     if lock is not None:
@@ -80,18 +85,93 @@ def raise_findings(findings: Sequence[Finding]) -> None:
     raise cls(message + "; nothing was applied", tuple(findings))
 
 
-def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
-    """The history counts every block ever appended: a deleted newest block shows."""
-    if snapshot.completed_in_history <= len(snapshot.blocks):
+def _tampered(message: str, path: str = "") -> Finding:
+    return Finding(FindingKind.TAMPERED, path, message)
+
+
+_RESTORE = "restore the ledger from a backup"
+
+
+def verify_ledger(snapshot: LedgerSnapshot) -> list[Finding]:
+    """The ledger's own shape: its three tables, no guards on them, its meta rows,
+    history that agrees with the blocks both ways, drift details that recompute."""
+    if not snapshot.exists:
         return []
-    return [
-        Finding(
-            FindingKind.TAMPERED,
-            "",
-            f"the ledger: the history records {snapshot.completed_in_history} applied "
-            f"migrations but the ledger holds {len(snapshot.blocks)} blocks; "
-            "a block was deleted, restore the ledger from a backup",
+    missing = [t for t in LEDGER_TABLES if t not in snapshot.tables]
+    if missing:
+        present = ", ".join(sorted(snapshot.tables))
+        return [
+            _tampered(
+                f"the ledger: {', '.join(missing)} is missing while {present} "
+                f"remains; it was dropped or renamed, {_RESTORE}"
+            )
+        ]
+    findings = [
+        _tampered(
+            f"the ledger: {guard} was not created by chainops and can hide or rewrite "
+            f"ledger writes; remove it and verify again"
         )
+        for guard in snapshot.guards
+    ]
+    if snapshot.format_version is None:
+        findings.append(
+            _tampered(
+                f"the ledger: its format_version row is missing or altered; {_RESTORE}"
+            )
+        )
+    if snapshot.blocks and snapshot.environment not in ENVIRONMENTS:
+        findings.append(
+            _tampered(
+                "the ledger: its environment marker is missing or altered "
+                f"({snapshot.environment or 'none'}) though it holds blocks; "
+                f"{_RESTORE}"
+            )
+        )
+    return findings + _verify_history(snapshot) + _verify_drift_details(snapshot)
+
+
+def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
+    """Every block has its history row, and every block the history records exists:
+    a deleted newest block still shows in the history, a forged one has no row."""
+    expected = Counter(
+        (b.number, b.path, b.content_hash, str(Outcome.of_block(b.mode)))
+        for b in snapshot.blocks
+    )
+    recorded = Counter(
+        (h.number, h.path, h.content_hash, h.outcome) for h in snapshot.history
+    )
+    findings = [
+        _tampered(
+            f"the ledger: block {path} (#{number}) has no history row; a block was "
+            f"forged or its history deleted, {_RESTORE}",
+            path,
+        )
+        for (number, path, _, _) in expected - recorded
+    ]
+    findings += [
+        _tampered(
+            f"the ledger: the history records {path} (#{number}, {outcome}) but no "
+            f"block holds it; a block was deleted, {_RESTORE}",
+            path,
+        )
+        for (number, path, _, outcome) in recorded - expected
+    ]
+    return findings
+
+
+def _verify_drift_details(snapshot: LedgerSnapshot) -> list[Finding]:
+    """A drift block's content hash is the hash of the differences it records."""
+    return [
+        _tampered(
+            f"the ledger: block {b.height} ({b.path}) records differences that do "
+            f"not hash to its content {short(b.content_hash)}; they were rewritten, "
+            f"{_RESTORE}",
+            b.path,
+        )
+        for b in snapshot.blocks
+        if b.is_drift
+        and hashlib.sha256((b.details or "").encode("utf-8")).hexdigest()
+        != b.content_hash
     ]
 
 

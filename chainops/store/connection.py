@@ -55,11 +55,27 @@ def connect(conninfo: str, purpose: str = "migrate") -> Conn:
             f"{_clean(err, conninfo)}; "
             "check DATABASE_URL in the environment or .env"
         ) from err
-    if conn.info.server_version >= 140000:
-        # A killed migrator's backend would otherwise run its statement to the end
-        # and hold the ledger lock meanwhile; let the server notice a vanished client.
-        conn.execute("SET client_connection_check_interval = '1s'")
+    # Files may DEALLOCATE ALL; chainops prepares nothing that this could break.
+    conn.prepare_threshold = None
+    conn.execute(session_reset(conn))
     return conn
+
+
+_RESET = (
+    b"RESET ALL; SET SESSION AUTHORIZATION DEFAULT; DISCARD TEMP; DISCARD SEQUENCES;"
+    b" DISCARD PLANS; DEALLOCATE ALL; CLOSE ALL; UNLISTEN *;"
+)
+
+
+def session_reset(conn: Conn) -> bytes:
+    """SQL that puts the session back as a new connection has it, keeping the run's
+    advisory lock (DISCARD ALL would drop it): every file starts from the same
+    clean state, as under `psql -f`, whatever the file before it set."""
+    if conn.info.server_version < 140000:
+        return _RESET
+    # A killed migrator's backend would otherwise run its statement to the end and
+    # hold the ledger lock meanwhile; let the server notice a vanished client.
+    return _RESET + b" SET client_connection_check_interval = '1s';"
 
 
 def is_idle(conn: Conn) -> bool:

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import psycopg
 
-from chainops.errors import ROLLED_BACK, Interrupted
+from chainops.errors import (
+    ROLLED_BACK,
+    ChainopsError,
+    Interrupted,
+    LedgerTampered,
+    MigrationFailed,
+)
 from chainops.model import MigrationFile, Mode, Status
 from chainops.source.files import locate
 from chainops.store import ledger
 from chainops.store.connection import Conn
+from chainops.store.writer import READ_BACK_FAILED
 
 _LOCK_NOT_AVAILABLE = "55P03"
+_UNDEFINED_TABLE = "42P01"
 
 
 def locate_error(
@@ -33,6 +41,36 @@ def locate_error(
     if mode != Mode.TRANSACTION:  # statement by statement: `base` is its start
         return locate(text, base)
     return None, None
+
+
+def ledger_write_failed(err: psycopg.Error, file: MigrationFile) -> ChainopsError:
+    """The error for a file whose block could not be written or read back.
+
+    The file ran; its block did not land. A vanished table or a swallowed write is
+    tampering (the file or someone else dropped the table, or added a rule,
+    trigger or policy to it); anything else is a failure of the file's run.
+    """
+    if err.sqlstate == READ_BACK_FAILED:
+        return LedgerTampered(
+            f"the ledger: the block for {file.path} was not stored as written (a "
+            "rule, trigger or policy on blockchain_migrations swallowed or changed "
+            "it); the file's transaction was rolled back, remove what guards the "
+            "ledger and run migrate again"
+        )
+    if err.sqlstate == _UNDEFINED_TABLE:
+        return LedgerTampered(
+            f"the ledger: a ledger table disappeared while {file.path} was applied "
+            "(the file committed and dropped or renamed it); what the file did up "
+            "to that point is in place and unrecorded, restore the ledger from a "
+            "backup"
+        )
+    message = err.diag.message_primary or str(err).strip()
+    return MigrationFailed(
+        file.path,
+        f"recording its block failed: {message}",
+        sqlstate=err.sqlstate,
+        advice=advice(Mode.TRANSACTION, 0, broken=False),
+    )
 
 
 def hint_for(sqlstate: str | None, hint: str | None) -> str | None:

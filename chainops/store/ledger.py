@@ -6,19 +6,26 @@ every attempt, and a metadata table carrying the ledger's own format version.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from chainops.errors import ConfigError
-from chainops.model import FORMAT_VERSION, Attempt, Block, LedgerSnapshot, Status
+from chainops.model import (
+    FORMAT_VERSION,
+    LEDGER_TABLES,
+    Attempt,
+    Block,
+    HistoryRow,
+    LedgerSnapshot,
+    Status,
+)
 from chainops.store.connection import Conn
 
-TABLE = "blockchain_migrations"
-HISTORY = "blockchain_migrations_history"
-META = "blockchain_migrations_meta"
-TABLES = (TABLE, HISTORY, META)
+TABLES = LEDGER_TABLES
+TABLE, HISTORY, META = TABLES
 
 
 def names(schema: str) -> dict[str, sql.Composable]:
@@ -30,51 +37,106 @@ def names(schema: str) -> dict[str, sql.Composable]:
     }
 
 
-_COLUMNS = (
-    "height, migration_number, path, hash, hash_algorithm, executed_at, applied_by,"
-    " client_host, mode, previous_hash, block_hash, execution_time_ms, status,"
-    " error_message, statements_done, statements_total, progress_hash, schema_hash"
+# Times are read as text in UTC, so neither the database's DateStyle nor its TimeZone
+# changes what chainops reads (a DMY DateStyle would otherwise break the parse).
+_UTC = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+_GUARDS = """
+SELECT c.relname, c.relkind, c.relrowsecurity, array(
+    SELECT 'rule ' || quote_ident(r.rulename) FROM pg_rewrite r WHERE r.ev_class = c.oid
+    UNION ALL
+    SELECT 'trigger ' || quote_ident(t.tgname) FROM pg_trigger t
+    WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
+    UNION ALL
+    SELECT 'policy ' || quote_ident(p.polname) FROM pg_policy p
+    WHERE p.polrelid = c.oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = {schema_name} AND c.relname = ANY({tables})
+"""
+_ROWS = (
+    "SELECT key, value FROM {meta} ORDER BY key;"
+    " SELECT height, migration_number, path, hash, hash_algorithm, "
+    + _UTC.format("executed_at")
+    + ", applied_by, client_host, mode, previous_hash, block_hash, execution_time_ms,"
+    " status, error_message, statements_done, statements_total, progress_hash,"
+    " schema_hash, CASE WHEN mode = 'drift' THEN details END"
+    " FROM {ledger} ORDER BY height NULLS LAST, id;"
+    " SELECT migration_number, path, hash, outcome FROM {history}"
+    " WHERE outcome <> 'failed' ORDER BY id"
 )
 
-_READ = (
-    "SELECT m.value, (SELECT count(*) FROM {history} WHERE outcome = 'completed'),"
-    " (SELECT value FROM {meta} WHERE key = 'environment'), "
-    + ", ".join(f"l.{c.strip()}" for c in _COLUMNS.split(","))
-    + " FROM {meta} m LEFT JOIN {ledger} l ON true"
-    " WHERE m.key = 'format_version' ORDER BY l.height NULLS LAST, l.id"
-)
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
-def read_snapshot(conn: Conn, schema: str) -> LedgerSnapshot:
-    """Read all rows in one round trip; a missing ledger reads as empty."""
-    query = sql.SQL(_READ).format(**names(schema))
+def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
+    """Read the ledger tables whole, and what guards them, in one round trip.
+
+    A ledger missing in part reads as the tables that remain, for verify to judge;
+    one that another run created meanwhile is read again.
+    """
+    guards = sql.SQL(_GUARDS).format(
+        schema_name=sql.Literal(schema), tables=sql.Literal(list(TABLES))
+    )
+    rows = sql.SQL(_ROWS).format(**names(schema))
     try:
-        rows = conn.execute(query).fetchall()
-    except psycopg.errors.UndefinedTable:
-        return LedgerSnapshot(exists=False)
-    except psycopg.errors.InvalidSchemaName:
-        return LedgerSnapshot(exists=False)
+        cursor = conn.execute(sql.Composed([guards, sql.SQL(";"), rows]))
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        found = _partial(conn.execute(guards).fetchall())
+        if found.tables == frozenset(TABLES) and tries > 1:
+            return read_snapshot(conn, schema, tries - 1)  # created just now
+        return found
     except psycopg.errors.UndefinedColumn:  # an older format: upgrade before reading
         version = _read_version(conn, schema)
         if version >= FORMAT_VERSION:
             raise  # not a shape chainops ever wrote
-        return LedgerSnapshot(exists=True, format_version=version)
-    version = int(str(rows[0][0])) if rows else FORMAT_VERSION
-    if version > FORMAT_VERSION:
+        meta: tuple[tuple[str, str], ...] = (("format_version", str(version)),)
+        return LedgerSnapshot(True, meta=meta, tables=frozenset(TABLES))
+    tables, guarded = _guards(cursor.fetchall())
+    cursor.nextset()
+    meta = tuple((str(k), str(v)) for k, v in cursor.fetchall())
+    newer = next((v for k, v in meta if k == "format_version"), "")
+    if newer.isdigit() and int(newer) > FORMAT_VERSION:
         raise ConfigError(
-            f"the ledger has format {version}, newer than this chainops understands "
+            f"the ledger has format {newer}, newer than this chainops understands "
             f"({FORMAT_VERSION}); upgrade chainops"
         )
+    cursor.nextset()
+    blocks, attempts = _rows(cursor.fetchall())
+    cursor.nextset()
+    history = tuple(
+        HistoryRow(int(str(n)), str(p), str(h), str(o)) for n, p, h, o in cursor
+    )
+    return LedgerSnapshot(True, blocks, attempts, history, meta, tables, guarded)
+
+
+def _guards(rows: list[tuple[object, ...]]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The ledger tables present, and every rule, trigger and policy on them."""
+    tables: set[str] = set()
+    guards: list[str] = []
+    for name, kind, row_security, found in rows:
+        tables.add(str(name))
+        if kind != "r":
+            guards.append(f"{name} is not a table (relkind {kind})")
+        if row_security:
+            guards.append(f"row level security on {name}")
+        guards += [f"{item} on {name}" for item in found]  # type: ignore[attr-defined]
+    return frozenset(tables), tuple(guards)
+
+
+def _partial(rows: list[tuple[object, ...]]) -> LedgerSnapshot:
+    tables, guards = _guards(rows)
+    return LedgerSnapshot(bool(tables), tables=tables, guards=guards)
+
+
+def _rows(rows: list[tuple[Any, ...]]) -> tuple[tuple[Block, ...], tuple[Attempt, ...]]:
     blocks: list[Block] = []
     attempts: list[Attempt] = []
     # The columns' SQL types already give the Python types the records declare.
-    typed: list[tuple[Any, ...]] = rows
-    for row in typed:
-        (_, _, _, height, number, path, digest, algorithm, at, by, host, mode,
-         prev, bhash, ms, status, error, done, total, progress,
-         fingerprint) = row  # fmt: skip
-        if number is None:
-            continue
+    for row in rows:
+        (height, number, path, digest, algorithm, at, by, host, mode, prev,
+         bhash, ms, status, error, done, total, progress, fingerprint,
+         details) = row  # fmt: skip
         if status == Status.COMPLETED:
             blocks.append(
                 Block(
@@ -83,7 +145,7 @@ def read_snapshot(conn: Conn, schema: str) -> LedgerSnapshot:
                     path=path,
                     content_hash=digest,
                     hash_algorithm=algorithm,
-                    applied_at=at,
+                    applied_at=_time(at),
                     applied_by=by,
                     client_host=host,
                     mode=mode,
@@ -91,6 +153,7 @@ def read_snapshot(conn: Conn, schema: str) -> LedgerSnapshot:
                     block_hash=bhash,
                     duration_ms=ms,
                     schema_hash=fingerprint,
+                    details=details,
                 )
             )
         else:
@@ -104,14 +167,10 @@ def read_snapshot(conn: Conn, schema: str) -> LedgerSnapshot:
                     statements_done=done or 0,
                     statements_total=total,
                     progress_hash=progress,
-                    attempted_at=at,
+                    attempted_at=_time(at),
                 )
             )
-    completed = int(str(rows[0][1])) if rows else 0
-    environment = str(rows[0][2]) if rows and rows[0][2] is not None else None
-    return LedgerSnapshot(
-        True, tuple(blocks), tuple(attempts), completed, environment, version
-    )
+    return tuple(blocks), tuple(attempts)
 
 
 def _read_version(conn: Conn, schema: str) -> int:

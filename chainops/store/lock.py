@@ -9,7 +9,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 
 import psycopg
 
@@ -31,7 +31,9 @@ def lock_key(dbname: str, schema: str, table: str) -> int:
 def find_holder(conn: Conn, key: int) -> LockHolder | None:
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     row = conn.execute(
-        "SELECT a.pid, a.application_name, a.backend_start"
+        # Read as UTC text: the database's DateStyle must not change the parse.
+        "SELECT a.pid, a.application_name,"
+        " to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
         " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
         " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
         " AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid"
@@ -43,7 +45,11 @@ def find_holder(conn: Conn, key: int) -> LockHolder | None:
         return None
     pid, app, since = row
     return LockHolder(
-        int(str(pid)), str(app or "?"), since if isinstance(since, datetime) else None
+        int(str(pid)),
+        str(app or "?"),
+        datetime.fromisoformat(str(since)).replace(tzinfo=timezone.utc)
+        if since
+        else None,
     )
 
 

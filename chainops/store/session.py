@@ -18,7 +18,12 @@ import psycopg
 from psycopg import sql
 
 from chainops import __version__, chain
-from chainops.errors import Interrupted, MigrationFailed, MigrationFileError
+from chainops.errors import (
+    ChainopsError,
+    Interrupted,
+    MigrationFailed,
+    MigrationFileError,
+)
 from chainops.model import (
     Applied,
     Attempt,
@@ -31,7 +36,7 @@ from chainops.model import (
 )
 from chainops.source.files import HASH_ALGORITHM
 from chainops.store import failure
-from chainops.store.connection import Conn
+from chainops.store.connection import Conn, session_reset
 from chainops.store.writer import Row, Writer
 
 if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
@@ -63,6 +68,7 @@ class Applier:
         self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
         self._writer = Writer(conn, schema)
         self._default_timeouts = self._timeouts(Directives(), "LOCAL")
+        self._reset = session_reset(conn)
 
     def record_baseline(self, file: MigrationFile, blocks: Sequence[Block]) -> Block:
         """Write a block for a file whose effect is already in the database."""
@@ -187,7 +193,8 @@ class Applier:
                 base = -len(opening)
                 self.conn.execute(opening + file.data)
             base = None  # an error from here on is not in the file
-            self.conn.execute(record + b"\nCOMMIT;")
+            self._pin_encoding()
+            self.conn.execute(record + b"\nCOMMIT;" + self._reset)
         except KeyboardInterrupt:
             self._rollback_open_transaction()
             raise self._interrupted(file, transactional=True) from None
@@ -239,11 +246,7 @@ class Applier:
                 try:
                     self.conn.execute(texts[i].encode("utf-8"))
                     # Inside a file's own BEGIN ... COMMIT this commits with it.
-                    self.conn.execute(
-                        self._writer.progress(
-                            file.number, i + 1, progress_hash(texts[: i + 1])
-                        )
-                    )
+                    self._record_progress(file, i + 1, texts)
                 except KeyboardInterrupt:
                     self._rollback_open_transaction()
                     raise self._interrupted(file) from None
@@ -270,27 +273,47 @@ class Applier:
                 )
         finally:
             if not self.conn.broken and self.conn.info.transaction_status == _IDLE:
-                self.conn.execute("RESET lock_timeout; RESET statement_timeout")
+                self.conn.execute(self._reset)
         ms = round((time.perf_counter() - t0) * 1000)
         block = replace(self._block(file, blocks, started, mode), duration_ms=ms)
         try:
             self.conn.execute(
-                self._writer.write(
+                b"BEGIN;"
+                + self._writer.write(
                     self._row(file, started, mode, ms),
                     status=Status.COMPLETED,
                     block=block,
                     statements_done=len(texts),
                     statements_total=len(texts),
                 )
+                + b"\nCOMMIT;"
             )
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
+        except psycopg.Error as err:
+            self._rollback_open_transaction()
+            raise failure.ledger_write_failed(err, file) from err
         return Applied(file, block, ms)
 
     def _interrupted(
         self, file: MigrationFile, *, transactional: bool = False
     ) -> Interrupted:
         return failure.interrupted(self.conn, self.schema, file, transactional)
+
+    def _record_progress(
+        self, file: MigrationFile, done: int, texts: list[str]
+    ) -> None:
+        progress = self._writer.progress(file.number, done, progress_hash(texts[:done]))
+        try:
+            self.conn.execute(progress)
+        except psycopg.Error as err:  # the statement ran: the ledger is what failed
+            self._rollback_open_transaction()
+            raise failure.ledger_write_failed(err, file) from err
+
+    def _pin_encoding(self) -> None:
+        """The file may have changed client_encoding; the ledger SQL is UTF-8."""
+        if self.conn.info.encoding != "utf-8":
+            self.conn.execute(b"SET LOCAL client_encoding = 'UTF8'")
 
     def _rollback_open_transaction(self) -> None:
         # Not while a command is still in progress (an interrupt can leave one):
@@ -309,16 +332,22 @@ class Applier:
         total: int | None,
         base: int | None = 0,
         done_texts: Sequence[str] = (),
-    ) -> MigrationFailed:
+    ) -> ChainopsError:
         """Record the failed attempt outside the chain and build the user's error."""
+        if base is None:  # the ledger write failed, not the file
+            return failure.ledger_write_failed(err, file)
         diag = err.diag
         message = diag.message_primary or str(err).strip().splitlines()[0]
         line, column = failure.locate_error(
             file.text, diag.statement_position, base, mode
         )
         if not self.conn.broken:
-            self._record_failure(file, started, t0, mode, message, line, diag.sqlstate,
-                                 done, total, done_texts)  # fmt: skip
+            sqlstate = diag.sqlstate
+            try:
+                self._record_failure(file, started, t0, mode, message, line,
+                                     sqlstate, done, total, done_texts)  # fmt: skip
+            except psycopg.Error as record_err:  # the ledger itself is gone or guarded
+                return failure.ledger_write_failed(record_err, file)
         return MigrationFailed(
             file.path,
             message,

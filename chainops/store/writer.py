@@ -55,6 +55,14 @@ _INSERT_HISTORY = (
     " chainops_version) VALUES ({number}, {path}, {hash}, {at}, {ms}, {outcome},"
     " {error}, {by}, {host}, {version});"
 )
+# Read the block back in the same transaction: a rule, trigger or policy that
+# swallows or rewrites the insert divides by zero here (SQLSTATE 22012) instead
+# of letting the run report a block the ledger does not hold.
+READ_BACK_FAILED = "22012"
+_READ_BACK = (
+    "SELECT 1 / count(*) FROM {ledger} WHERE height = {height}"
+    " AND block_hash = {bhash} AND status = 'completed';"
+)
 _UPDATE_PROGRESS = (
     "UPDATE {ledger} SET statements_done = {done}, progress_hash = {progress}"
     " WHERE migration_number = {number} AND status = 'running';"
@@ -101,6 +109,7 @@ class Writer:
         self._insert = _Template(_INSERT_ROW, tables, conn)
         self._history = _Template(_INSERT_HISTORY, tables, conn)
         self._progress = _Template(_UPDATE_PROGRESS, tables, conn)
+        self._read_back = _Template(_READ_BACK, tables, conn)
         self._server_duration = _SERVER_DURATION.as_bytes(conn)
 
     def literal(self, value: object) -> bytes:
@@ -153,6 +162,8 @@ class Writer:
             "details": q(details),
         }
         parts = [self._delete, self._insert] + ([self._history] if history else [])
+        if block is not None:
+            parts.append(self._read_back)
         return b"\n".join(part.render(values) for part in parts)
 
     def progress(self, number: int, done: int, progress_hash: str) -> bytes:

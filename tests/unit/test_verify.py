@@ -10,7 +10,13 @@ from chainops import verify
 from chainops.errors import AppliedFileChanged, LedgerTampered
 from chainops.model import Drift, FindingKind
 from chainops.source import lockfile
-from tests.fixtures.ledger import blocks_for, migration, snapshot
+from tests.fixtures.ledger import (
+    blocks_for,
+    drift_block,
+    history_of,
+    migration,
+    snapshot,
+)
 
 A = migration("001-schema/001-a.sql", "CREATE TABLE a ();\n")
 B = migration("001-schema/002-b.sql", "CREATE TABLE b ();\n")
@@ -40,12 +46,54 @@ def test_verify_reports_deleted_file_unless_another_run_appended_it():
 
 
 def test_verify_reports_deleted_newest_block_through_the_history():
-    ledger = snapshot(blocks_for([A]), history=2)
+    ledger = snapshot(blocks_for([A]), history=history_of(blocks_for([A, B])))
 
     (found,) = verify.verify(ledger, [A, B])
 
     assert found.kind == FindingKind.TAMPERED
-    assert "history records 2 applied migrations" in found.message
+    assert "history records 001-schema/002-b.sql (#1002, completed)" in found.message
+
+
+def test_verify_reports_forged_block_that_has_no_history_row():
+    ledger = snapshot(blocks_for([A, B]), history=history_of(blocks_for([A])))
+
+    (found,) = verify.verify(ledger, [A, B])
+
+    assert "block 001-schema/002-b.sql (#1002) has no history row" in found.message
+
+
+def test_verify_reports_history_outcome_that_disagrees_with_the_block_mode():
+    blocks = blocks_for([A], mode="baseline")
+
+    found = verify.verify(snapshot(blocks, history=history_of(blocks_for([A]))), [A])
+
+    assert len(found) == 2  # a baselined block, a history that says completed
+    assert all(f.kind == FindingKind.TAMPERED for f in found)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"tables": frozenset({"blockchain_migrations_meta"})}, "is missing while"),
+        ({"guards": ("rule r on blockchain_migrations",)}, "rule r on"),
+        ({"meta": (("environment", "development"),)}, "format_version row"),
+        ({"meta": (("format_version", "2"),)}, "environment marker"),
+    ],
+)
+def test_verify_reports_ledger_tables_and_meta_rows_that_were_tampered(change, says):
+    ledger = replace(snapshot(blocks_for([A])), **change)
+
+    assert any(says in f.message for f in verify.verify(ledger, [A]))
+
+
+def test_verify_reports_drift_block_whose_differences_were_rewritten():
+    honest = drift_block(blocks_for([A]), "table public.x added")
+    rewritten = replace(honest, details="nothing to see here")
+
+    assert verify.verify(snapshot([*blocks_for([A]), honest]), [A]) == []
+    found = verify.verify(snapshot([*blocks_for([A]), rewritten]), [A])
+    assert [f.kind for f in found] == [FindingKind.TAMPERED]
+    assert "do not hash to its content" in found[0].message
 
 
 @pytest.mark.parametrize("field", ["applied_by", "client_host", "mode", "path"])
@@ -84,7 +132,8 @@ def test_verify_includes_schema_drift_findings():
 
 
 def test_raise_findings_names_the_first_problem_and_counts_the_rest():
-    findings = verify.verify(snapshot(blocks_for([A, B]), history=3), [A, EDITED_B])
+    extra = history_of(blocks_for([A, B, migration("001-schema/003-c.sql")]))
+    findings = verify.verify(snapshot(blocks_for([A, B]), history=extra), [A, EDITED_B])
 
     with pytest.raises(AppliedFileChanged) as caught:
         verify.raise_findings(findings)
@@ -96,4 +145,4 @@ def test_raise_findings_names_the_first_problem_and_counts_the_rest():
 
 def test_raise_findings_reports_ledger_problem_as_tampering():
     with pytest.raises(LedgerTampered):
-        verify.raise_findings(verify.verify(snapshot(blocks_for([A]), history=2), [A]))
+        verify.raise_findings(verify.verify(snapshot(blocks_for([A]), history=()), [A]))

@@ -64,11 +64,6 @@ def migrate(
     if options.dry_run:  # reads only: no lock, no ledger created
         return ApplyResult((), snapshot.head, snapshot.height, plan.describe(first))
     if not first.steps and not options.accept_drift:
-        if snapshot.exists and snapshot.environment not in (
-            settings.environment,
-            "production",
-        ):
-            ledger.mark_environment(conn, schema, settings.environment)
         return ApplyResult((), snapshot.head, snapshot.height)
 
     with _locked(conn, settings, emit):
@@ -105,17 +100,16 @@ def _apply(
     """Apply the planned files under the lock; fingerprint the schema afterwards."""
     from chainops.store import drift  # the catalog code, only when applying
 
-    applier = _applier(conn, settings)
+    applier = _applier(conn, settings, snapshot)
     blocks = list(snapshot.blocks)
     found = drift.detect(conn, settings.ledger_schema, snapshot.blocks)
     if found is not None:
-        accept = plan.decide_drift(found, options, settings.is_production)
-        emit(DriftFound(found, accept))
-        if accept:
-            blocks.append(applier.record_drift(blocks, found.changes))
+        production = settings.is_production or snapshot.is_production
+        plan.decide_drift(found, options, production)
+        blocks.append(applier.record_drift(blocks, found.changes))
+        emit(DriftFound(found, blocks[-1]))
     if steps and before_apply is not None:
         before_apply([step.file for step in steps])
-    ledger.mark_environment(conn, settings.ledger_schema, settings.environment)
     done: list[Applied] = []
     try:
         for step in steps:
@@ -164,8 +158,7 @@ def baseline(
         ledger.create(conn, settings.ledger_schema)
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         chosen = plan.plan_baseline(snapshot, files, through)
-        ledger.mark_environment(conn, settings.ledger_schema, settings.environment)
-        applier = _applier(conn, settings)
+        applier = _applier(conn, settings, snapshot)
         blocks: list[Block] = []
         done = []
         for file in chosen:
@@ -176,7 +169,9 @@ def baseline(
         return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
 
 
-def _applier(conn: Conn, settings: Settings) -> Applier:
+def _applier(conn: Conn, settings: Settings, snapshot: LedgerSnapshot) -> Applier:
+    """Applies on behalf of this user and host; the run's first block marks the
+    ledger with this environment when its marker says otherwise."""
     return Applier(
         conn,
         settings.ledger_schema,
@@ -184,6 +179,9 @@ def _applier(conn: Conn, settings: Settings) -> Applier:
         socket.gethostname(),
         settings.migration_lock_timeout,
         settings.statement_timeout,
+        mark=None
+        if snapshot.environment == settings.environment
+        else settings.environment,
     )
 
 

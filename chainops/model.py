@@ -205,6 +205,11 @@ class LedgerSnapshot:
         return self.meta_value("environment")
 
     @property
+    def is_production(self) -> bool:
+        """Production rules hold for this ledger whatever the local settings say."""
+        return self.environment == "production"
+
+    @property
     def format_version(self) -> int | None:
         value = self.meta_value("format_version")
         return int(value) if value is not None and value.isdigit() else None
@@ -345,10 +350,11 @@ class OutOfOrderAllowed:
 
 @dataclass(frozen=True)
 class DriftFound:
-    """Event: the live schema differs from the head block's fingerprint."""
+    """Event: the live schema differed from the head block's fingerprint, and the
+    difference was recorded as a drift block."""
 
     drift: Drift
-    accepted: bool
+    block: Block
 
 
 @dataclass(frozen=True)

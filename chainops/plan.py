@@ -88,10 +88,11 @@ def plan_baseline(
     return tuple(chosen)
 
 
-def decide_drift(drift: Drift, options: Options, production: bool) -> bool:
-    """Whether to record the drift as a block (True) or build on it with a warning.
+def decide_drift(drift: Drift, options: Options, production: bool) -> None:
+    """Refuse to build on drift in production unless it is accepted.
 
-    Production refuses to build on drift unless it is accepted.
+    Elsewhere it is recorded as a drift block: a run never adopts an out-of-band
+    change silently as the new reference.
     """
     if production and not options.accept_drift:
         raise SchemaDrift(
@@ -99,7 +100,6 @@ def decide_drift(drift: Drift, options: Options, production: bool) -> bool:
             "migrate --accept-drift; nothing was applied",
             tuple(drift.findings()),
         )
-    return options.accept_drift
 
 
 def describe(plan: Plan) -> tuple[Planned, ...]:

@@ -73,11 +73,11 @@ def event_line(event: Event, colour: bool = False) -> str:
             f"(below the applied {event.applied_path}), as --allow-out-of-order asks"
         )
     if isinstance(event, DriftFound):
-        verb = "recorded as accepted" if event.accepted else "applying on top of it"
-        lines = [f"{_mark(BAD, colour)} {event.drift.message()}; {verb}"]
+        lines = [
+            f"{_mark(PENDING, colour)} {event.drift.message()}; recorded as drift "
+            f"block {event.block.height}, so the chain shows who changed what"
+        ]
         lines += [f"  {change}" for change in event.drift.changes[1:]]
-        if not event.accepted:
-            lines.append("  undo it, or record it with inv migrate --accept-drift")
         return "\n".join(lines)
     if isinstance(event, SchemaFileWritten):
         if event.error:

@@ -46,9 +46,11 @@ def verify(
 ) -> list[Finding]:
     """Every problem with the chain, the applied files, chain.lock and the schema.
 
-    `strict` (production) also holds the files to the lock. `newer`: paths of blocks
-    another run appended after `files` was read; they are not reported missing.
+    `strict` (production, or a ledger marked production whatever the local settings
+    say) also holds the files to the lock. `newer`: paths of blocks another run
+    appended after `files` was read; they are not reported missing.
     """
+    strict = strict or snapshot.is_production
     findings = [
         f
         for f in verify_links(snapshot.blocks) + verify_files(snapshot.blocks, files)

@@ -85,10 +85,13 @@ def create(
     """Dump the database in custom format and keep only the newest `keep` backups."""
     pg_dump = find_pg_dump(server_major)
     folder = project_root / BACKUP_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     safe_db = re.sub(r"[^\w.-]", "_", dbname)
     path = folder / f"{safe_db}-{stamp}-before-{before}.dump"
+    # A backup holds the data: readable by its owner only. pg_dump truncates the
+    # file it is given and keeps its mode.
+    path.touch(mode=0o600)
     dsn, env = _pg_dump_env(conninfo)
     result = subprocess.run(
         [str(pg_dump), "--format=custom", f"--file={path}", f"--dbname={dsn}"],

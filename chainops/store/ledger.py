@@ -306,19 +306,18 @@ def read_progress(conn: Conn, schema: str, number: int) -> tuple[str, int] | Non
     return None if row is None else (str(row[0]), int(str(row[1])))
 
 
-def mark_environment(conn: Conn, schema: str, environment: str) -> None:
-    """Record which environment migrates this database; production is never downgraded.
+def mark_environment(schema: str, environment: str) -> sql.Composed:
+    """SQL that records which environment migrates this database; production is
+    never downgraded. Sent with a block, so only a ledger that holds one is marked.
 
     Like Rails' ar_internal_metadata: destructive commands trust the database's own
     marker over whatever the local configuration claims.
     """
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO {meta} AS m (key, value) VALUES ('environment', {env})"
-            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
-            " WHERE m.value <> 'production' AND m.value <> EXCLUDED.value"
-        ).format(meta=sql.Identifier(schema, META), env=sql.Literal(environment))
-    )
+    return sql.SQL(
+        "INSERT INTO {meta} AS m (key, value) VALUES ('environment', {env})"
+        " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        " WHERE m.value <> 'production' AND m.value <> EXCLUDED.value;"
+    ).format(meta=sql.Identifier(schema, META), env=sql.Literal(environment))
 
 
 def session_user(conn: Conn) -> str:

@@ -1,4 +1,5 @@
-"""Wipe a development database, guarded by the environment marker the database keeps.
+"""Wipe a development database, guarded by the environment markers it keeps: the
+marker of every ledger in it, whatever schema the local settings name.
 
 The check and the drop happen under the ledger's advisory lock and in one
 transaction, so the marker cannot change in between and nothing is half-dropped.
@@ -23,6 +24,10 @@ _USER_SCHEMAS = (
     "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%'"
     " AND nspname <> 'information_schema' ORDER BY nspname"
 )
+_LEDGER_SCHEMAS = (
+    "SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n"
+    " ON n.oid = c.relnamespace WHERE c.relname = ANY(%s) ORDER BY 1"
+)
 _HAS_TABLES = (
     "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n"
     " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm')"
@@ -38,26 +43,38 @@ def refuse_locally(settings: Settings) -> None:
         )
 
 
-def check_marker(conn: Conn, state: LedgerSnapshot, where: str) -> None:
-    """Refuse unless the database itself says it is a development or test database."""
-    if state.exists and state.environment is None:
-        raise Refused(
-            f"{where} has a ledger but no environment marker, so it may not be a "
-            "development database; nothing was dropped (inv migrate in development "
-            "marks it)"
-        )
-    if state.environment is not None and state.environment not in RESETTABLE:
-        raise Refused(
-            f"{where} is marked as a {state.environment} database; db.reset-dev only "
-            "resets development and test databases, nothing was dropped"
-        )
-    if not state.exists:
+def check_markers(conn: Conn, where: str) -> None:
+    """Refuse unless every ledger in the database says it is a development or test
+    database: one ledger's marker does not speak for a schema another migrates."""
+    schemas = [
+        str(row[0])
+        for row in conn.execute(_LEDGER_SCHEMAS, (list(ledger.TABLES),)).fetchall()
+    ]
+    if not schemas:
         row = conn.execute(_HAS_TABLES).fetchone()
         if row and row[0]:
             raise Refused(
                 f"{where} has tables but no chainops ledger, so chainops did not "
                 "build it; nothing was dropped"
             )
+    for schema in schemas:
+        _check_marker(ledger.read_snapshot(conn, schema), schema, where)
+
+
+def _check_marker(state: LedgerSnapshot, schema: str, where: str) -> None:
+    environment = state.environment
+    if environment is not None and environment not in RESETTABLE:
+        raise Refused(
+            f"{where} is marked as a {environment} database (the ledger in schema "
+            f"{schema}); reset-dev only resets development and test databases, "
+            "nothing was dropped"
+        )
+    if environment is None and (state.blocks or state.history or state.guards):
+        raise Refused(
+            f"{where} has a ledger in schema {schema} that holds blocks but no "
+            "environment marker, so it may not be a development database and its "
+            "ledger was tampered with; nothing was dropped, run migrate.verify"
+        )
 
 
 def reset(
@@ -73,7 +90,7 @@ def reset(
     """
     refuse_locally(settings)
     with ledger_lock(conn, settings.ledger_schema, settings.lock_timeout):
-        check_marker(conn, ledger.read_snapshot(conn, settings.ledger_schema), where)
+        check_markers(conn, where)
         if not confirm(where):
             raise Refused(f"reset of {where} cancelled; nothing was dropped")
         with conn.transaction():

@@ -35,7 +35,7 @@ from chainops.model import (
     Status,
 )
 from chainops.source.files import HASH_ALGORITHM
-from chainops.store import failure
+from chainops.store import failure, ledger
 from chainops.store.connection import Conn, session_reset
 from chainops.store.writer import Row, Writer
 
@@ -63,9 +63,15 @@ class Applier:
         host: str,
         lock_timeout: str,
         statement_timeout: str,
+        mark: str | None = None,
     ) -> None:
+        """`mark`: the environment to record with the run's first block, if the
+        ledger's marker says otherwise."""
         self.conn, self.schema, self.user, self.host = conn, schema, user, host
         self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
+        self._mark = (
+            ledger.mark_environment(schema, mark).as_bytes(conn) if mark else b""
+        )
         self._writer = Writer(conn, schema)
         self._default_timeouts = self._timeouts(Directives(), "LOCAL")
         self._reset = session_reset(conn)
@@ -75,7 +81,7 @@ class Applier:
         started = datetime.now(timezone.utc)
         block = self._block(file, blocks, started, Mode.BASELINE)
         row = self._row(file, started, Mode.BASELINE, 0)
-        self.conn.execute(
+        self._send_block(
             self._writer.write(
                 row, status=Status.COMPLETED, block=block, outcome=Outcome.BASELINED
             )
@@ -101,7 +107,7 @@ class Applier:
         row = self._row_of(
             block.number, block.path, block.content_hash, started, Mode.DRIFT, 0
         )
-        self.conn.execute(
+        self._send_block(
             self._writer.write(
                 row,
                 status=Status.COMPLETED,
@@ -194,7 +200,7 @@ class Applier:
                 self.conn.execute(opening + file.data)
             base = None  # an error from here on is not in the file
             self._pin_encoding()
-            self.conn.execute(record + b"\nCOMMIT;" + self._reset)
+            self._send_block(record + b"\nCOMMIT;" + self._reset)
         except KeyboardInterrupt:
             self._rollback_open_transaction()
             raise self._interrupted(file, transactional=True) from None
@@ -277,16 +283,16 @@ class Applier:
         ms = round((time.perf_counter() - t0) * 1000)
         block = replace(self._block(file, blocks, started, mode), duration_ms=ms)
         try:
-            self.conn.execute(
-                b"BEGIN;"
-                + self._writer.write(
+            self._send_block(
+                self._writer.write(
                     self._row(file, started, mode, ms),
                     status=Status.COMPLETED,
                     block=block,
                     statements_done=len(texts),
                     statements_total=len(texts),
                 )
-                + b"\nCOMMIT;"
+                + b"\nCOMMIT;",
+                begin=True,
             )
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
@@ -299,6 +305,12 @@ class Applier:
         self, file: MigrationFile, *, transactional: bool = False
     ) -> Interrupted:
         return failure.interrupted(self.conn, self.schema, file, transactional)
+
+    def _send_block(self, query: bytes, *, begin: bool = False) -> None:
+        """Send SQL that appends a block; the run's first also marks the ledger, in
+        the block's transaction."""
+        self.conn.execute((b"BEGIN;" if begin else b"") + self._mark + query)
+        self._mark = b""
 
     def _record_progress(
         self, file: MigrationFile, done: int, texts: list[str]

@@ -15,7 +15,7 @@ def test_verify_fails_naming_the_change_after_alter_table_by_hand(project):
     assert "--accept-drift" in result.stdout
     accepted = run(project, "migrate", "--accept-drift", tool="inv")
     assert accepted.returncode == 0, accepted.stderr
-    assert "recorded as accepted" in accepted.stdout
+    assert "recorded as drift block 2" in accepted.stdout
     assert run(project, "migrate.verify", tool="inv").returncode == 0
 
 

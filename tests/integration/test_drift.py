@@ -34,7 +34,7 @@ def test_fingerprint_recorded_on_newest_block_of_each_run(project):
     assert rows == [(1, False, False), (2, True, True)]
 
 
-def test_migrate_warns_in_development_and_applies(project):
+def test_migrate_records_drift_as_a_block_in_development_then_applies(project):
     project.write({"001-schema/001-a.sql": TABLE_A})
     api.apply(project.target)
     project.query("CREATE INDEX a_by_hand ON a (id)")
@@ -50,7 +50,12 @@ def test_migrate_warns_in_development_and_applies(project):
         "index public.a_by_hand added: "
         "CREATE INDEX a_by_hand ON public.a USING btree (id)",
     )
-    assert not found[0].accepted
+    # Never adopted silently: the change is a block of its own, before the file.
+    assert found[0].block.height == 2
+    assert project.query(
+        "SELECT height, mode FROM blockchain_migrations ORDER BY height"
+    ) == [(1, "transaction"), (2, "drift"), (3, "transaction")]
+    assert api.verify(project.target).ok
 
 
 def test_migrate_refuses_drift_in_production_with_nothing_applied(project):

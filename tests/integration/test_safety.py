@@ -80,6 +80,12 @@ def refusal_setup(project, case):
         )
     elif case == "tables but no ledger":
         project.query(TABLE_A)
+    elif case == "another ledger marked production":  # B5 of issue 14
+        api.apply(project.target_with(environment="production"), backup=False)
+        scratch = project.with_settings(ledger_schema="scratch")
+        with pytest.raises(MigrationFailed):  # its tables exist already
+            api.apply(api.target(scratch))
+        settings = scratch
     return settings
 
 
@@ -90,6 +96,7 @@ def refusal_setup(project, case):
         "database marked production",
         "marker missing",
         "tables but no ledger",
+        "another ledger marked production",
     ],
 )
 def test_reset_dev_refuses_without_dropping_anything(project, case):
@@ -112,6 +119,16 @@ def test_reset_dev_refuses_production_marker_whatever_local_env_says(project):
     assert marker == [("production",)]
     with pytest.raises(Refused):
         api.reset_dev(project.target, never)
+
+
+def test_failed_first_file_leaves_its_ledger_unmarked(project):
+    project.write({"001-schema/001-a.sql": "SELECT 1/0;\n"})
+    with pytest.raises(MigrationFailed):
+        api.apply(project.target)
+
+    assert project.query("SELECT key FROM blockchain_migrations_meta ORDER BY key") == [
+        ("format_version",)
+    ]
 
 
 def test_reset_dev_refuses_when_confirmation_declined(project):
@@ -206,6 +223,8 @@ def test_backup_written_before_applying_and_restores(project, pg_server):
     assert "before-1002" in backed[0].path
     assert "pg_restore" in backed[0].restore
     path = project.root / backed[0].path
+    assert path.stat().st_mode & 0o777 == 0o600  # it holds the data: owner only
+    assert path.parent.stat().st_mode & 0o777 == 0o700
 
     restored = str(conninfo_to_dict(project.db_url)["dbname"]) + "_r"
     with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
+from pathlib import Path
 
-from chainops import execute, plan
+from chainops import digest, execute, plan
 from chainops import verify as verifier
 from chainops.config import Settings, describe_database
 from chainops.errors import ChainopsError, ConfigError, DriftError, MigrationFileError
@@ -274,23 +275,34 @@ def verify_files(settings: Settings) -> VerifyReport:
     )
 
 
-def verify(where: Target) -> VerifyReport:
+def verify(where: Target, digest_file: Path | None = None) -> VerifyReport:
     """Check every applied file, every chain link and the schema, applying nothing.
 
     With a chain.lock, the blocks are checked against it too (in production the
-    files as well).
+    files as well); with `digest_file`, the ledger must still hold every digest in it.
     """
     settings = where.settings
     files = load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
+    digests = _read_digests(digest_file) if digest_file else None
     with _session(where, "verify") as conn:
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         plan.refuse_old_format(snapshot)
         from chainops.store import drift
 
         drifted = drift.detect(conn, settings.ledger_schema, snapshot.blocks)
+        identity = ledger.read_identity(conn, settings.ledger_schema)
+    anchor = None
+    if digests is not None:
+        key = settings.digest_public_key or settings.digest_key
+        anchor = digest.Anchor(tuple(digests), identity, _read_key(key))
     findings = verifier.verify(
-        snapshot, files, lock=lock, strict=settings.is_production, drift=drifted
+        snapshot,
+        files,
+        lock=lock,
+        strict=settings.is_production,
+        drift=drifted,
+        anchor=anchor,
     )
     return VerifyReport(
         tuple(findings),
@@ -299,6 +311,52 @@ def verify(where: Target) -> VerifyReport:
         len(files),
         lock.head if lock else None,
     )
+
+
+def digest_line(where: Target) -> str:
+    """A JSON digest of the ledger to keep outside the database (`verify --digest`).
+
+    Signed when a digest key is configured. The ledger is verified first: a digest
+    of a broken chain would vouch for it.
+    """
+    settings = where.settings
+    files = load_files(settings)
+    lock = lockfile.read_lock(settings.migrations_dir)
+    with _session(where, "digest") as conn:
+        snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
+        identity = ledger.read_identity(conn, settings.ledger_schema)
+    plan.refuse_old_format(snapshot)
+    verifier.raise_findings(verifier.verify(snapshot, files))
+    return digest.make(
+        snapshot,
+        identity,
+        lock.head if lock else None,
+        datetime.now(timezone.utc),
+        _read_key(settings.digest_key),
+    )
+
+
+def _read_digests(path: Path) -> list[digest.Digest]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"the digest file {path} cannot be read ({err}); pass the file that "
+            "chainops digest wrote"
+        ) from err
+    return digest.parse_log(text, path.name)
+
+
+def _read_key(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ConfigError(
+            f"the digest key file {path} cannot be read ({err.strerror}); check "
+            "CHAINOPS_DIGEST_KEY / CHAINOPS_DIGEST_PUBLIC_KEY"
+        ) from err
 
 
 def create(

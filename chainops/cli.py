@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -212,7 +213,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.files_only:
         result = api.verify_files(_settings(args))
     else:
-        result = api.verify(_target(args))
+        digests = Path(args.digest) if args.digest else None
+        result = api.verify(_target(args), digests)
     if args.json:
         _out(report.verify_json(result))
     elif args.head and result.ok:
@@ -224,8 +226,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from chainops import api, report
 
     created = api.create(_settings(args), args.name, args.kind, args.description)
@@ -327,7 +327,15 @@ def cmd_db(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from chainops import api
+
+    _out(api.digest_line(_target(args)))
+    return errors.EXIT_OK
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "digest": cmd_digest,
     "migrate": cmd_migrate,
     "status": cmd_status,
     "verify": cmd_verify,

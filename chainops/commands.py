@@ -103,7 +103,18 @@ COMMANDS = (
             Option(
                 "files-only", "check the files against chain.lock, without a database"
             ),
+            Option(
+                "digest",
+                "also prove the ledger still holds every digest in this file",
+                str,
+                metavar="FILE",
+            ),
         ),
+    ),
+    Command(
+        "digest",
+        "migrate.digest",
+        "Print a digest of the ledger (JSON) to keep outside the database.",
     ),
     Command(
         "baseline",

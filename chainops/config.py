@@ -52,6 +52,8 @@ class Settings:
     migration_lock_timeout: str = "5s"  # PostgreSQL's lock_timeout for each migration
     statement_timeout: str = "0"  # PostgreSQL's statement_timeout; 0 means none
     backup_keep: int = 10
+    digest_key: Path | None = None  # Ed25519 private key (PEM) that signs digests
+    digest_public_key: Path | None = None  # its public half, to check them
 
     @property
     def is_production(self) -> bool:
@@ -166,6 +168,13 @@ def load_settings(
             f"CHAINOPS_BACKUP_KEEP={keep!r} is not a positive whole number; use e.g. 10"
         )
 
+    def key_path(name: str, key: str) -> Path | None:
+        value = lookup(name) or project.get(key)
+        if not value:
+            return None
+        path = Path(str(value))
+        return path if path.is_absolute() else root / path
+
     return Settings(
         project_root=root,
         migrations_dir=mpath,
@@ -181,6 +190,8 @@ def load_settings(
             "CHAINOPS_STATEMENT_TIMEOUT", "statement_timeout", "0"
         ),
         backup_keep=int(keep),
+        digest_key=key_path("CHAINOPS_DIGEST_KEY", "digest_key"),
+        digest_public_key=key_path("CHAINOPS_DIGEST_PUBLIC_KEY", "digest_public_key"),
     )
 
 

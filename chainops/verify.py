@@ -10,8 +10,9 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from chainops import chain
+from chainops import chain, digest
 from chainops.config import ENVIRONMENTS
+from chainops.digest import Anchor
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
@@ -43,12 +44,14 @@ def verify(
     strict: bool = False,
     drift: Drift | None = None,
     newer: frozenset[str] = frozenset(),
+    anchor: Anchor | None = None,
 ) -> list[Finding]:
     """Every problem with the chain, the applied files, chain.lock and the schema.
 
     `strict` (production, or a ledger marked production whatever the local settings
     say) also holds the files to the lock. `newer`: paths of blocks another run
-    appended after `files` was read; they are not reported missing.
+    appended after `files` was read; they are not reported missing. `anchor`:
+    digests kept outside the database that the ledger must still contain.
     """
     strict = strict or snapshot.is_production
     findings = [
@@ -57,6 +60,8 @@ def verify(
         if not (f.kind == FindingKind.MISSING and f.path in newer)
     ]
     findings += verify_ledger(snapshot)
+    if anchor is not None:
+        findings += digest.check(anchor, snapshot)
     if drift is not None:
         findings += drift.findings()
     if lock is not None:

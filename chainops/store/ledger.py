@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from chainops.digest import Identity
 from chainops.errors import ConfigError
 from chainops.model import (
     FORMAT_VERSION,
@@ -323,3 +324,17 @@ def mark_environment(schema: str, environment: str) -> sql.Composed:
 def session_user(conn: Conn) -> str:
     row = conn.execute("SELECT session_user").fetchone()
     return str(row[0]) if row else "?"
+
+
+_IDENTITY = (
+    "SELECT current_database(), CASE WHEN has_function_privilege("
+    "'pg_catalog.pg_control_system()', 'EXECUTE') THEN"
+    " (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END"
+)
+
+
+def read_identity(conn: Conn, schema: str) -> Identity:
+    """The database and cluster a digest of this ledger speaks for."""
+    row = conn.execute(_IDENTITY).fetchone()
+    database, system = row if row else ("?", None)
+    return Identity(str(database), schema, None if system is None else str(system))

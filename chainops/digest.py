@@ -17,8 +17,8 @@ from chainops.errors import ConfigError, short
 from chainops.model import Finding, FindingKind, LedgerSnapshot
 
 FORMAT = "chainops-digest-v1"
-_FIELDS = ("format", "database", "schema", "system_identifier", "height", "head",
-           "lock_head", "time")  # fmt: skip
+_FIELDS = ("format", "database", "schema", "system_identifier", "environment",
+           "height", "head", "lock_head", "time")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def make(
         "database": identity.database,
         "schema": identity.schema,
         "system_identifier": identity.system_identifier,
+        "environment": snapshot.environment,
         "height": snapshot.height,
         "head": snapshot.head,
         "lock_head": lock_head,
@@ -103,6 +104,16 @@ def check(anchor: Anchor, snapshot: LedgerSnapshot) -> list[Finding]:
     for digest in anchor.digests:
         _check_identity(digest, anchor.identity)
         findings += _check_signature(digest, anchor.public_key)
+        if digest.fields.get("environment") == "production" and (
+            snapshot.environment != "production"
+        ):
+            findings.append(
+                _tampered(
+                    f"the ledger's environment marker says {snapshot.environment} "
+                    f"but {digest.where} recorded production; production is never "
+                    "downgraded by chainops, so the marker was rewritten"
+                )
+            )
         height, head = digest.fields.get("height"), digest.fields.get("head")
         if not isinstance(height, int) or not isinstance(head, str):
             findings.append(_tampered(f"{digest.where} has no height and head"))

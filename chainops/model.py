@@ -144,6 +144,9 @@ class Block:
     duration_ms: int = 0
     schema_hash: str | None = None  # fingerprint after this block; not hashed
     details: str | None = None  # a drift block's differences; hashed as its content
+    # Stored beside the hashed fields; verify holds them to what chainops writes.
+    stored_filename: str | None = None
+    error_message: str | None = None
 
     @property
     def is_drift(self) -> bool:
@@ -178,6 +181,9 @@ class HistoryRow:
     path: str
     content_hash: str
     outcome: str  # an Outcome
+    applied_by: str
+    client_host: str
+    started_at: datetime
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,7 @@ class LedgerSnapshot:
     meta: tuple[tuple[str, str], ...] = ()
     tables: frozenset[str] = frozenset()
     guards: tuple[str, ...] = ()
+    shape_version: int = FORMAT_VERSION  # the format its columns have
 
     def meta_value(self, key: str) -> str | None:
         return next((value for k, value in self.meta if k == key), None)
@@ -216,8 +223,7 @@ class LedgerSnapshot:
 
     @property
     def needs_upgrade(self) -> bool:
-        version = self.format_version
-        return self.exists and version is not None and version < FORMAT_VERSION
+        return self.exists and self.shape_version < FORMAT_VERSION
 
     @property
     def head(self) -> str:

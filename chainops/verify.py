@@ -134,26 +134,46 @@ def verify_ledger(snapshot: LedgerSnapshot) -> list[Finding]:
                 f"{_RESTORE}"
             )
         )
+    findings += _verify_stored_columns(snapshot)
     return findings + _verify_history(snapshot) + _verify_drift_details(snapshot)
+
+
+def _verify_stored_columns(snapshot: LedgerSnapshot) -> list[Finding]:
+    """The columns beside a block's hash hold what chainops writes: its file name,
+    no error, and differences only on a drift block."""
+    return [
+        _tampered(
+            f"the ledger: block {b.height} ({b.path}) has columns chainops never "
+            f"writes for a block (file name, error or differences); {_RESTORE}",
+            b.path,
+        )
+        for b in snapshot.blocks
+        if b.error_message is not None
+        or (b.details is not None and not b.is_drift)
+        or (b.stored_filename is not None and b.stored_filename != b.filename)
+    ]
 
 
 def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
     """Every block has its history row, and every block the history records exists:
     a deleted newest block still shows in the history, a forged one has no row."""
     expected = Counter(
-        (b.number, b.path, b.content_hash, str(Outcome.of_block(b.mode)))
+        (b.number, b.path, b.content_hash, str(Outcome.of_block(b.mode)),
+         b.applied_by, b.client_host, b.applied_at)
         for b in snapshot.blocks
-    )
+    )  # fmt: skip
     recorded = Counter(
-        (h.number, h.path, h.content_hash, h.outcome) for h in snapshot.history
-    )
+        (h.number, h.path, h.content_hash, h.outcome, h.applied_by, h.client_host,
+         h.started_at)
+        for h in snapshot.history
+    )  # fmt: skip
     findings = [
         _tampered(
             f"the ledger: block {path} (#{number}) has no history row; a block was "
             f"forged or its history deleted, {_RESTORE}",
             path,
         )
-        for (number, path, _, _) in expected - recorded
+        for (number, path, *_) in expected - recorded
     ]
     findings += [
         _tampered(
@@ -161,7 +181,7 @@ def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
             f"block holds it; a block was deleted, {_RESTORE}",
             path,
         )
-        for (number, path, _, outcome) in recorded - expected
+        for (number, path, _, outcome, *_) in recorded - expected
     ]
     return findings
 

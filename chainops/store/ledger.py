@@ -59,10 +59,11 @@ _ROWS = (
     + _UTC.format("executed_at")
     + ", applied_by, client_host, mode, previous_hash, block_hash, execution_time_ms,"
     " status, error_message, statements_done, statements_total, progress_hash,"
-    " schema_hash, CASE WHEN mode = 'drift' THEN details END"
+    " schema_hash, details, filename"
     " FROM {ledger} ORDER BY height NULLS LAST, id;"
-    " SELECT migration_number, path, hash, outcome FROM {history}"
-    " WHERE outcome <> 'failed' ORDER BY id"
+    " SELECT migration_number, path, hash, outcome, applied_by, client_host, "
+    + _UTC.format("started_at")
+    + " FROM {history} WHERE outcome <> 'failed' ORDER BY id"
 )
 
 
@@ -92,7 +93,9 @@ def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
         if version >= FORMAT_VERSION:
             raise  # not a shape chainops ever wrote
         meta: tuple[tuple[str, str], ...] = (("format_version", str(version)),)
-        return LedgerSnapshot(True, meta=meta, tables=frozenset(TABLES))
+        return LedgerSnapshot(
+            True, meta=meta, tables=frozenset(TABLES), shape_version=version
+        )
     tables, guarded = _guards(cursor.fetchall())
     cursor.nextset()
     meta = tuple((str(k), str(v)) for k, v in cursor.fetchall())
@@ -106,7 +109,10 @@ def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
     blocks, attempts = _rows(cursor.fetchall())
     cursor.nextset()
     history = tuple(
-        HistoryRow(int(str(n)), str(p), str(h), str(o)) for n, p, h, o in cursor
+        HistoryRow(
+            int(str(n)), str(p), str(h), str(o), str(by), str(host), _time(str(at))
+        )
+        for n, p, h, o, by, host, at in cursor
     )
     return LedgerSnapshot(True, blocks, attempts, history, meta, tables, guarded)
 
@@ -137,7 +143,7 @@ def _rows(rows: list[tuple[Any, ...]]) -> tuple[tuple[Block, ...], tuple[Attempt
     for row in rows:
         (height, number, path, digest, algorithm, at, by, host, mode, prev,
          bhash, ms, status, error, done, total, progress, fingerprint,
-         details) = row  # fmt: skip
+         details, filename) = row  # fmt: skip
         if status == Status.COMPLETED:
             blocks.append(
                 Block(
@@ -155,6 +161,8 @@ def _rows(rows: list[tuple[Any, ...]]) -> tuple[tuple[Block, ...], tuple[Attempt
                     duration_ms=ms,
                     schema_hash=fingerprint,
                     details=details,
+                    stored_filename=filename,
+                    error_message=error,
                 )
             )
         else:

@@ -47,6 +47,7 @@ def test_digest_records_identity_height_head_and_lock():
         "database": "app",
         "schema": "public",
         "system_identifier": "7412",
+        "environment": "development",
         "height": 3,
         "head": LEDGER.head,
         "lock_head": "c" * 64,
@@ -118,3 +119,12 @@ def test_digest_of_another_database_is_refused_naming_both():
 def test_a_file_that_is_not_a_digest_log_is_refused(text):
     with pytest.raises(ConfigError, match=r"digests\.log"):
         digest.parse_log(text, "digests.log")
+
+
+def test_production_marker_rewritten_since_the_digest_is_caught():
+    production = replace(LEDGER, meta=(("environment", "production"),))
+    line = digest.make(production, ME, None, NOW)
+
+    (found,) = digest.check(anchor([line]), LEDGER)
+
+    assert "recorded production" in found.message

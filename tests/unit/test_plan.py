@@ -114,7 +114,7 @@ def test_plan_refuses_unknown_directive_before_anything_is_written():
 
 
 def test_plan_refuses_older_ledger_format_for_reading_commands():
-    old = replace(snapshot(), meta=(("format_version", "1"),))
+    old = replace(snapshot(), meta=(("format_version", "1"),), shape_version=1)
 
     with pytest.raises(ConfigError, match="run inv migrate once to upgrade it"):
         plan.refuse_old_format(old)

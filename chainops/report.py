@@ -255,7 +255,7 @@ def display_path(path: Path, cwd: Path) -> str:
     return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
 
 
-def _finding_json(f: Finding) -> dict[str, Any]:
+def finding_json(f: Finding) -> dict[str, Any]:
     return {
         "kind": str(f.kind),
         "path": f.path,
@@ -294,7 +294,7 @@ def status_document(report: StatusReport) -> dict[str, Any]:
             "head": report.head,
             "height": report.height,
         },
-        "problems": [_finding_json(f) for f in report.findings],
+        "problems": [finding_json(f) for f in report.findings],
     }
 
 
@@ -311,7 +311,7 @@ def verify_json(report: VerifyReport) -> str:
             "files": report.files,
             "lock_head": report.lock_head,
             "files_only": report.files_only,
-            "problems": [_finding_json(f) for f in report.findings],
+            "problems": [finding_json(f) for f in report.findings],
         },
         indent=2,
     )

@@ -91,6 +91,7 @@ def read_chain(settings: Settings) -> dict[str, Any]:
         where = api.target(settings)
         doc["database"] = where.description
         status = api.status(where)
+        verdict = api.verify(where)  # the lock and the schema too: verify's answer
     except ChainopsError as err:
         doc["error"] = redact(str(err), password_of(settings.database_url))
     else:
@@ -102,7 +103,7 @@ def read_chain(settings: Settings) -> dict[str, Any]:
             key=lambda m: int(m["height"]),
         )
         doc["pending"] = [m for m in migrations if m["height"] is None]
-        doc["problems"] = status_doc["problems"]
+        doc["problems"] = [report.finding_json(f) for f in verdict.findings]
     doc["ok"] = doc["error"] is None and not doc["problems"]
     canonical = json.dumps(doc, sort_keys=True).encode("utf-8")
     doc["version"] = hashlib.sha256(canonical).hexdigest()[:16]

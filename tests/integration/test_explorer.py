@@ -149,6 +149,21 @@ def test_page_shows_red_banner_when_applied_file_edited(project, explorer):
     assert [p["kind"] for p in doc["problems"]] == ["changed"]
 
 
+def test_explorer_ok_is_the_verifiers_verdict_when_the_schema_drifted(
+    project, explorer
+):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.target)
+    project.query("ALTER TABLE a ADD COLUMN note text")
+
+    doc = explorer.chain()
+
+    assert api.status(project.target).findings == ()  # status alone sees no problem
+    assert doc["ok"] is False
+    assert [p["kind"] for p in doc["problems"]] == ["schema"]
+    assert "column note text added" in doc["problems"][0]["message"]
+
+
 def test_page_shows_error_banner_when_a_file_is_badly_named(project, explorer):
     project.write({"001-schema/1-a.sql": TABLE_A})
 

@@ -7,7 +7,6 @@ Returns findings; `raise_findings` turns them into the error that stops a run.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from chainops import chain, digest
@@ -157,31 +156,35 @@ def _verify_stored_columns(snapshot: LedgerSnapshot) -> list[Finding]:
 def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
     """Every block has its history row, and every block the history records exists:
     a deleted newest block still shows in the history, a forged one has no row."""
-    expected = Counter(
-        (b.number, b.path, b.content_hash, str(Outcome.of_block(b.mode)),
-         b.applied_by, b.client_host, b.applied_at)
+    expected = {
+        b.number: (b.path, b.content_hash, Outcome.of_block(b.mode), b.applied_by,
+                   b.client_host, b.applied_at)
         for b in snapshot.blocks
-    )  # fmt: skip
-    recorded = Counter(
-        (h.number, h.path, h.content_hash, h.outcome, h.applied_by, h.client_host,
-         h.started_at)
-        for h in snapshot.history
-    )  # fmt: skip
-    findings = [
+    }  # fmt: skip
+    findings: list[Finding] = []
+    seen: set[int] = set()
+    for h in snapshot.history:
+        row = (h.path, h.content_hash, h.outcome, h.applied_by, h.client_host,
+               h.started_at)  # fmt: skip
+        if expected.get(h.number) == row and h.number not in seen:
+            seen.add(h.number)
+            continue
+        findings.append(
+            _tampered(
+                f"the ledger: the history records {h.path} (#{h.number}, "
+                f"{h.outcome}) but no block holds it; a block was deleted or "
+                f"rewritten, {_RESTORE}",
+                h.path,
+            )
+        )
+    findings += [
         _tampered(
             f"the ledger: block {path} (#{number}) has no history row; a block was "
             f"forged or its history deleted, {_RESTORE}",
             path,
         )
-        for (number, path, *_) in expected - recorded
-    ]
-    findings += [
-        _tampered(
-            f"the ledger: the history records {path} (#{number}, {outcome}) but no "
-            f"block holds it; a block was deleted, {_RESTORE}",
-            path,
-        )
-        for (number, path, _, outcome, *_) in recorded - expected
+        for number, (path, *_) in expected.items()
+        if number not in seen
     ]
     return findings
 

@@ -6,7 +6,7 @@ every attempt, and a metadata table carrying the ledger's own format version.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -40,7 +40,7 @@ def names(schema: str) -> dict[str, sql.Composable]:
 
 # Times are read as text in UTC, so neither the database's DateStyle nor its TimeZone
 # changes what chainops reads (a DMY DateStyle would otherwise break the parse).
-_UTC = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+_UTC = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
 _GUARDS = """
 SELECT c.relname, c.relkind, c.relrowsecurity, array(
     SELECT 'rule ' || quote_ident(r.rulename) FROM pg_rewrite r WHERE r.ev_class = c.oid
@@ -68,7 +68,7 @@ _ROWS = (
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text)  # "+00:00": aware, in UTC
 
 
 def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:

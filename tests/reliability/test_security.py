@@ -182,8 +182,9 @@ def test_s1_password_never_appears_anywhere(canary_db, private_server, tmp_path)
         assert results[key].code == code, (key, results[key].text)
         error_line(results[key], key)
     # An unexpected error in debug mode prints a traceback: still no password.
+    # (A ledger column of a type chainops never wrote: numbers read back as text.)
     trial.query(
-        "UPDATE blockchain_migrations_meta SET value = 'x' WHERE key = 'format_version'"
+        "ALTER TABLE blockchain_migrations ALTER COLUMN migration_number TYPE text"
     )
     env = clean_env(url, CHAINOPS_DEBUG="1")
     results["debug traceback"] = finish(
@@ -492,10 +493,11 @@ def test_s3_consistent_whole_chain_rewrite_is_caught_by_the_chain_lock(fresh):
     forged = "CREATE TABLE t3 (id int, backdoor text);\n"
     # Block 3 now claims other content, and every later hash is recomputed: each
     # link checks out, so only the committed lock can say which content is true.
-    trial.query(
-        "UPDATE blockchain_migrations SET hash = %s WHERE height = 3",
-        (hash_text(forged),),
-    )
+    for table in ("blockchain_migrations", "blockchain_migrations_history"):
+        trial.query(
+            f"UPDATE {table} SET hash = %s WHERE migration_number = 1003",
+            (hash_text(forged),),
+        )  # the history too: a careful forger keeps them in step
     rehash_from(trial, 3)
     result = trial.run("migrate.verify")
     assert result.code == 4, result.text
@@ -537,12 +539,23 @@ def test_s3_documented_limit_newest_blocks_deleted_with_their_history(fresh):
 def test_s3_metadata_rewrite_changes_the_head_recorded_in_deploy_logs(fresh):
     trial = applied_trial(fresh)
     head = trial.run("migrate.verify", "--head").out.strip()
+    digest = trial.run("migrate.digest").out
+    (trial.root / "digests.log").write_text(digest)
     trial.query(
         "UPDATE blockchain_migrations SET applied_by = 'someone-else' WHERE height = 2"
     )
+    assert trial.run("migrate.verify").code == 4  # the history still says who
+    trial.query(
+        "UPDATE blockchain_migrations_history SET applied_by = 'someone-else'"
+        " WHERE migration_number = 1002"
+    )
     rehash_from(trial, 2)
-    assert trial.run("migrate.verify").code == 0  # documented: the lock omits who/when
+    # Documented: chain, history and lock agree again; the digest does not.
+    assert trial.run("migrate.verify").code == 0
     assert trial.run("migrate.verify", "--head").out.strip() != head
+    result = trial.run("migrate.verify", "--digest", "digests.log")
+    assert result.code == 4, result.text
+    assert "was rewritten since" in result.out
 
 
 # --- S4: least privilege ----------------------------------------------------------

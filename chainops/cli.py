@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from chainops import __version__, errors
 from chainops.commands import (
@@ -111,7 +111,36 @@ def _shower(colour: bool) -> Callable[[Event], None]:
 
 
 def _out(line: str) -> None:
-    print(line, flush=True)
+    _write(line, sys.stdout)
+
+
+def _err(line: str) -> None:
+    _write(line, sys.stderr)
+
+
+def _write(line: str, stream: TextIO) -> None:
+    """Print a line; a reader that went away (`| head`) stops the printing only.
+
+    What is applied must never depend on whether anyone still reads the output, so
+    a closed pipe silences the stream and the command goes on.
+    """
+    try:
+        print(line, file=stream, flush=True)
+    except BrokenPipeError:
+        silence(stream)
+
+
+def silence(stream: TextIO) -> None:
+    """Send a stream's later output, and its flush at exit, to the null device."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (captured in tests): nothing to redirect
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -182,7 +211,7 @@ def cmd_reset_dev(args: argparse.Namespace) -> int:
 def _notice(event: Event) -> None:
     from chainops import report
 
-    print(report.event_line(event, report.use_colour(sys.stderr)), file=sys.stderr)
+    _err(report.event_line(event, report.use_colour(sys.stderr)))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -231,10 +260,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     created = api.create(_settings(args), args.name, args.kind, args.description)
     _out(report.display_path(created.path, Path.cwd().resolve()))
     if created.lock_created:
-        print(
+        _err(
             f"{report.OK} wrote chain.lock, locking every migration file "
-            f"({created.locked}); commit it with the migrations",
-            file=sys.stderr,
+            f"({created.locked}); commit it with the migrations"
         )
     return errors.EXIT_OK
 
@@ -265,7 +293,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     ) as err:
         # A pending file's own problem: the watcher takes it up once it is saved.
         for line in report.error_lines(err, report.use_colour(sys.stderr)):
-            print(redact(line, _secrets()), file=sys.stderr)
+            _err(redact(line, _secrets()))
         _out("○ starting anyway; fix the file and save it to apply it")
     env = procfile.environment(settings, database.conninfo, os.environ)
     return procfile.run(processes, env, settings.project_root)
@@ -377,19 +405,16 @@ def run_command(verb: str, given: dict[str, object]) -> int:
         if _terminated and code == errors.EXIT_INTERRUPTED:
             code = errors.EXIT_TERMINATED
         for line in report.error_lines(err, report.use_colour(sys.stderr)):
-            print(redact(line, _secrets()), file=sys.stderr)
+            _err(redact(line, _secrets()))
         return code
     except KeyboardInterrupt:
-        print("✗ interrupted; nothing was left half-applied", file=sys.stderr)
+        _err("✗ interrupted; nothing was left half-applied")
         return errors.EXIT_TERMINATED if _terminated else errors.EXIT_INTERRUPTED
     except Exception as err:
         if os.environ.get("CHAINOPS_DEBUG"):
             raise
         text = redact(f"{type(err).__name__}: {err}".splitlines()[0], _secrets())
-        print(
-            f"✗ unexpected error: {text}; set CHAINOPS_DEBUG=1 for the traceback",
-            file=sys.stderr,
-        )
+        _err(f"✗ unexpected error: {text}; set CHAINOPS_DEBUG=1 for the traceback")
         return errors.EXIT_UNEXPECTED
     finally:
         signal.signal(signal.SIGTERM, previous)

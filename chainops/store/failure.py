@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import psycopg
 
-from chainops.errors import ROLLED_BACK, Interrupted
+from chainops.errors import ROLLED_BACK, ChainopsError, Interrupted
 from chainops.model import MigrationFile, Mode, Status
 from chainops.source.files import locate
 from chainops.store import ledger
 from chainops.store.connection import Conn
 
 _LOCK_NOT_AVAILABLE = "55P03"
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 def locate_error(
@@ -33,6 +34,41 @@ def locate_error(
     if mode != Mode.TRANSACTION:  # statement by statement: `base` is its start
         return locate(text, base)
     return None, None
+
+
+def place_by_statement(
+    conn: Conn, file: MigrationFile, prefix: bytes, sqlstate: str | None
+) -> tuple[int, int] | None:
+    """Where in the file a transactional failure without a position happened.
+
+    The server does not say which statement of a multi-statement message failed, so
+    only after a failure the file is split and sent again one statement at a time in
+    a transaction that is always rolled back; the statement that fails with the same
+    SQLSTATE is the one. None when the file cannot be split or the error moved.
+    """
+    from chainops.source import statements  # pglast, only after a failure
+
+    try:
+        found = statements.plan_migration(file.text, file.path).statements
+    except ChainopsError:
+        return None
+    if len(found) <= 1:
+        return (found[0].line, found[0].column) if found else None
+    conn.execute(b"BEGIN;" + prefix)
+    try:
+        for statement in found:
+            try:
+                conn.execute(statement.text.encode("utf-8"))
+            except psycopg.Error as err:
+                if err.diag.sqlstate != sqlstate:
+                    return None
+                position = err.diag.statement_position
+                offset = statement.offset + (int(position) - 1 if position else 0)
+                return locate(file.text, offset)
+    finally:
+        if not conn.broken and conn.info.transaction_status != _IDLE:
+            conn.execute("ROLLBACK")
+    return None
 
 
 def hint_for(sqlstate: str | None, hint: str | None) -> str | None:

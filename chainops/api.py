@@ -10,11 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
+from pathlib import Path
 
 from chainops import execute, plan
 from chainops import verify as verifier
 from chainops.config import Settings, describe_database
-from chainops.errors import ChainopsError, ConfigError, DriftError, MigrationFileError
+from chainops.errors import (
+    ChainopsError,
+    ConfigError,
+    DriftError,
+    MigrationFileError,
+    Refused,
+)
 from chainops.model import (
     GENESIS,
     BackedUp,
@@ -28,6 +35,7 @@ from chainops.model import (
     SchemaFileWritten,
     State,
     Target,
+    Waiting,
 )
 from chainops.results import (
     ApplyResult,
@@ -40,6 +48,7 @@ from chainops.source import lockfile
 from chainops.source.files import discover
 from chainops.store import connection, ledger
 from chainops.store.connection import Conn
+from chainops.store.lock import ledger_lock
 
 OnEvent = Callable[[Event], None]
 SCHEMA_FILE = "schema.sql"
@@ -219,6 +228,44 @@ def _backup(conn: Conn, where: Target, first: MigrationFile, on_event: OnEvent) 
     )
     shown = path.relative_to(settings.project_root)
     on_event(BackedUp(str(shown), dump.restore_command(shown)))
+
+
+def db_restore(
+    where: Target,
+    backup: Path,
+    *,
+    confirmed: bool = False,
+    on_event: OnEvent = _ignore,
+) -> None:
+    """Restore a backup over the database under the ledger lock.
+
+    Refused for a production database (by CHAINOPS_ENV or the database's own marker)
+    unless `confirmed`.
+    """
+    from chainops.store import dump
+
+    settings = where.settings
+    if not backup.is_file():
+        raise ConfigError(
+            f"{backup} does not exist; pass a backup file, e.g. from .chainops/backups"
+        )
+    with (
+        _session(where, "restore") as conn,
+        ledger_lock(
+            conn,
+            settings.ledger_schema,
+            settings.lock_timeout,
+            lambda holder: on_event(Waiting(holder)),
+        ),
+    ):
+        marked = ledger.read_snapshot(conn, settings.ledger_schema).environment
+        if not confirmed and "production" in (settings.environment, marked):
+            raise Refused(
+                f"{where.description} is a production database and restoring "
+                "replaces its contents; pass --yes to confirm, nothing was restored"
+            )
+        major = conn.info.server_version // 10000
+        dump.restore(where.conninfo, backup, major, where.description)
 
 
 def baseline(where: Target, through: int, on_event: OnEvent = _ignore) -> ApplyResult:

@@ -17,7 +17,7 @@ from chainops import __version__, errors
 from chainops.commands import (
     BY_VERB,
     COMMANDS,
-    COMMON,
+    Command,
     Option,
     options_of,
     parse_values,
@@ -50,28 +50,34 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
         "--version", action="version", version=f"chainops {__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[Command]] = {}
     known = {command.verb.partition(" ")[0] for command in COMMANDS}
     wanted = verb if verb in known else None
     for command in COMMANDS:
         name, _, action = command.verb.partition(" ")
         if wanted is not None and name != wanted:
             continue
-        if action:  # `db start`, `db url`: one sub-command with an action
-            groups.setdefault(name, []).append(action)
+        if action:  # `db start`, `db restore FILE`: a sub-command with actions
+            groups.setdefault(name, []).append(command)
             continue
         _add_options(sub.add_parser(name, help=command.help), options_of(command))
-    for name, actions in groups.items():
-        group = sub.add_parser(name, help=f"{', '.join(actions)}: see the README")
-        group.add_argument("action", choices=actions)
-        _add_options(group, COMMON)
+    for name, commands in groups.items():
+        names = [command.verb.partition(" ")[2] for command in commands]
+        group = sub.add_parser(name, help=f"{', '.join(names)}: see the README")
+        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+        for action, command in zip(names, commands, strict=True):
+            parsed = actions.add_parser(action, help=command.help)
+            _add_options(parsed, options_of(command))
     return parser
 
 
 def _add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
     for option in options:
         flag = f"--{option.flag}"
-        if option.tristate:
+        if option.positional:  # optional here: a missing one is chainops' error
+            parser.add_argument(option.name, nargs="?", metavar=option.metavar,
+                                help=option.help)  # fmt: skip
+        elif option.tristate:
             parser.add_argument(
                 flag, dest=option.name, action=argparse.BooleanOptionalAction,
                 default=None, help=option.help,
@@ -333,7 +339,7 @@ def cmd_explorer(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from chainops import api
+    from chainops import api, report
 
     settings = _settings(args)
     if args.action == "url":
@@ -342,6 +348,16 @@ def cmd_db(args: argparse.Namespace) -> int:
         path = settings.migrations_dir / api.SCHEMA_FILE
         changed = api.db_schema(_target(args))
         _out(f"✓ {'wrote' if changed else 'unchanged:'} {path}")
+    elif args.action == "restore":
+        from pathlib import Path
+
+        backup = Path(args.file)
+        if not backup.is_absolute() and not backup.exists():
+            backup = settings.project_root / backup  # as the backup line prints it
+        show = _shower(report.use_colour(sys.stdout))
+        database = _target(args, show)
+        api.db_restore(database, backup, confirmed=args.yes, on_event=show)
+        _out(f"✓ restored {args.file} into {database.description}")
     elif args.action == "start":
         database = api.db_start(settings, on_event=_notice)
         _out(
@@ -368,6 +384,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "db stop": cmd_db,
     "db url": cmd_db,
     "db schema": cmd_db,
+    "db restore": cmd_db,
     "baseline": cmd_baseline,
     "reset-dev": cmd_reset_dev,
 }

@@ -26,6 +26,7 @@ class Option:
     required: bool = False
     tristate: bool = False  # --flag / --no-flag / neither (None)
     default: Any = None
+    positional: bool = False  # given without its flag: `db restore FILE`
 
     @property
     def name(self) -> str:
@@ -176,6 +177,23 @@ COMMANDS = (
         "Write migrations/schema.sql (pg_dump --schema-only); migrate refreshes it.",
     ),
     Command(
+        "db restore",
+        "db.restore",
+        "Restore a backup from .chainops/backups into the database; asks --yes in "
+        "production.",
+        (
+            Option(
+                "file",
+                "the backup, e.g. .chainops/backups/app-…-before-1004.dump",
+                str,
+                metavar="FILE",
+                required=True,
+                positional=True,
+            ),
+            Option("yes", "confirm restoring over a production database"),
+        ),
+    ),
+    Command(
         "dev",
         "dev",
         "Migrate, then run Procfile.dev with honcho (explorer, watcher, your app).",
@@ -222,6 +240,11 @@ def parse_values(command: Command, given: Mapping[str, Any]) -> dict[str, Any]:
     for option in options_of(command):
         raw = given.get(option.name)
         if raw is None or (raw is False and not option.tristate):
+            if option.required and option.positional:
+                raise ConfigError(
+                    f"{option.metavar} is missing ({option.help}); pass it after "
+                    "the command"
+                )
             if option.required:
                 raise ConfigError(
                     f"--{option.flag} is missing ({option.help}); pass --{option.flag}"

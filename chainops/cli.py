@@ -23,6 +23,7 @@ from chainops.commands import (
     parse_values,
 )
 from chainops.config import Settings, load_settings, password_of, redact
+from chainops.output import write_line
 
 if TYPE_CHECKING:
     from chainops.model import Event, Target
@@ -125,28 +126,8 @@ def _err(line: str) -> None:
 
 
 def _write(line: str, stream: TextIO) -> None:
-    """Print a line; a reader that went away (`| head`) stops the printing only.
-
-    What is applied must never depend on whether anyone still reads the output, so
-    a closed pipe silences the stream and the command goes on.
-    """
-    try:
-        print(line, file=stream, flush=True)
-    except BrokenPipeError:
-        silence(stream)
-
-
-def silence(stream: TextIO) -> None:
-    """Send a stream's later output, and its flush at exit, to the null device."""
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return  # not a real file (captured in tests): nothing to redirect
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
+    # What is applied must never depend on whether anyone still reads the output.
+    write_line(line, stream)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -305,3 +305,56 @@ def test_dev_serves_explorer_on_embedded_database_when_nothing_configured(
     assert doc["ok"] is True
     assert "started the embedded PostgreSQL" in "\n".join(dev.lines)
     assert [name for name, pid in pids.items() if not gone(pid)] == []
+
+
+def test_dev_leaves_no_process_behind_when_terminal_hangs_up(start):
+    dev = start()
+    dev.ready()
+    pids = dev.pids()
+
+    # A closed terminal sends SIGHUP to the whole foreground process group.
+    assert dev.finish(signal.SIGHUP, group=True) == 129
+    assert [name for name, pid in pids.items() if not gone(pid)] == []
+
+
+def test_dev_leaves_no_process_behind_when_ctrl_c_also_ends_its_reader(project):
+    """`inv dev 2>&1 | tee log` and Ctrl-C: tee dies with the same signal, so every
+    line honcho prints while stopping meets a closed pipe."""
+    (project.root / "Procfile.dev").write_text(PROCFILE)
+    env = environment(DATABASE_URL=project.db_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "dev"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+
+    def read_until_ready() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "○ watching migrations/" in line:
+                return
+
+    reader = threading.Thread(target=read_until_ready)
+    reader.start()
+    reader.join(TIMEOUT)
+    pids = {m.group(1): int(m.group(2)) for ln in lines if (m := STARTED.search(ln))}
+    try:
+        assert set(pids) == {"explorer.1", "migrations.1"}, lines
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader is gone
+
+        os.killpg(proc.pid, signal.SIGINT)
+
+        assert proc.wait(TIMEOUT) == 130
+        assert [name for name, pid in pids.items() if not gone(pid)] == []
+    finally:
+        for pid in [proc.pid, *pids.values()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        proc.wait(TIMEOUT)

@@ -303,20 +303,40 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_explorer(args: argparse.Namespace) -> int:
+    from chainops.dev.procfile import UNDER_DEV
     from chainops.web import explorer
 
-    port = args.port
-    if port is None:
-        port = explorer.parse_port(os.environ.get("PORT"))
-    try:
-        explorer.serve(
-            _settings(args),
-            port,
-            lambda url: _out(f"✓ ledger explorer on {url} (read-only)"),
+    def ready(url: str) -> None:
+        taken = port and not url.endswith(f":{port}/")
+        _out(
+            f"✓ ledger explorer on {url} (read-only)"
+            + (f"; port {port} was taken" if taken else "")
         )
+
+    try:
+        given = os.environ.get("PORT") if args.port is None else str(args.port)
+        port = explorer.parse_port(given)
+        explorer.serve(_settings(args), port, ready)
     except KeyboardInterrupt:
         return _stopped()
+    except errors.ChainopsError as err:
+        if not os.environ.get(UNDER_DEV):
+            raise
+        # Under inv dev the explorer is optional: honcho stops every process when
+        # one ends, so a failed explorer stays, idle, and the watcher keeps going.
+        _err(f"✗ {err}")
+        _out("○ the explorer is off; the other processes keep running")
+        return _idle()
     return errors.EXIT_OK
+
+
+def _idle() -> int:
+    """Wait for Ctrl-C or SIGTERM."""
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        return _stopped()
 
 
 def cmd_db(args: argparse.Namespace) -> int:

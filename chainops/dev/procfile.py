@@ -23,6 +23,7 @@ from chainops.errors import ConfigError, Refused
 from chainops.output import Guarded
 
 PROCFILE = "Procfile.dev"
+UNDER_DEV = "CHAINOPS_UNDER_DEV"  # set for the processes: optional ones stay up
 BASE_PORT = 5000  # honcho's: each process gets PORT, 100 more per Procfile line
 _HANGUP = 129  # 128 + SIGHUP, as a shell reports it
 
@@ -82,6 +83,7 @@ def environment(
     env["CHAINOPS_MIGRATIONS_DIR"] = str(settings.migrations_dir)
     env["CHAINOPS_LEDGER_SCHEMA"] = settings.ledger_schema
     env["CHAINOPS_ENV"] = settings.environment
+    env[UNDER_DEV] = "1"
     env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach honcho as they are printed
     tools = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([tools, env.get("PATH", os.defpath)])
@@ -101,9 +103,12 @@ def run(processes: Mapping[str, str], env: Mapping[str, str], cwd: Path) -> int:
     # honcho prints from its signal handlers too; an output that went away (a
     # closed terminal, `| tee` ended by the same Ctrl-C) must not stop its loop
     # before it has stopped the processes.
+    port = env.get("PORT") or str(BASE_PORT)
+    if not port.isdigit():
+        raise ConfigError(f"PORT={port!r} is not a port number; use 1 to 65535")
     printer = Printer(Guarded(sys.stdout), colour=not env.get("NO_COLOR"))
     manager = Manager(printer)
-    for params in expand_processes(dict(processes), env=dict(env), port=BASE_PORT):
+    for params in expand_processes(dict(processes), env=dict(env), port=int(port)):
         manager.add_process(params.name, params.cmd, env=params.env, cwd=str(cwd))
     parent = os.getpid()
 

@@ -127,6 +127,10 @@ class LockTimeout(DatabaseAccessError):
     pass
 
 
+class LockHeld(DatabaseAccessError):
+    """Another run holds the ledger lock while this one only reads (a dry run)."""
+
+
 class PermissionDenied(DatabaseAccessError):
     """The role lacks a privilege, or the database is read-only."""
 

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 
 from chainops import chain, plan, verify
 from chainops.config import Settings
+from chainops.errors import LockHeld, PartiallyApplied
 from chainops.model import (
     Applied,
     ApplyFile,
@@ -29,7 +30,7 @@ from chainops.results import ApplyResult
 from chainops.source import scan
 from chainops.store import ledger
 from chainops.store.connection import Conn, is_idle
-from chainops.store.lock import ledger_lock
+from chainops.store.lock import ledger_holder, ledger_lock
 from chainops.store.session import Applier
 
 Emit = Callable[[Event], None]
@@ -60,7 +61,17 @@ def migrate(
     verify.raise_findings(verify.verify(snapshot, files))
     # Without the lock a 'running' row may be another run's live work: attempts
     # are judged, and events emitted, only under the lock (or for a dry run).
-    first = plan.plan_apply(snapshot, files, options, final=options.dry_run)
+    try:
+        first = plan.plan_apply(snapshot, files, options, final=options.dry_run)
+    except PartiallyApplied:
+        if holder := ledger_holder(conn, schema):
+            # A 'running' row under a held lock is another run's live work.
+            raise LockHeld(
+                f"the ledger is locked by pid {holder.pid} "
+                f"({holder.application_name}), another run applying migrations; "
+                "run the dry run again once it has finished"
+            ) from None
+        raise
     if options.dry_run:  # reads only: no lock, no ledger created
         return ApplyResult((), snapshot.head, snapshot.height, plan.describe(first))
     if not first.steps and not options.accept_drift:

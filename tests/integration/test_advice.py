@@ -1,0 +1,62 @@
+"""Advice that is right: each situation gets the message that names its real cause."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from chainops import api
+from chainops.errors import LockHeld
+
+GATE = "CREATE TABLE gate (id int);\n"
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{condition} still false"
+        time.sleep(0.05)
+
+
+def test_dry_run_says_another_run_holds_lock_when_a_run_is_in_progress(project):
+    project.write({"001-schema/001-gate.sql": GATE})
+    api.apply(project.target)
+    project.write(
+        {
+            "001-schema/002-slow.sql": "-- chainops:no-transaction\n"
+            "CREATE TABLE a (id int);\nSELECT * FROM gate;\n"
+        }
+    )
+    target = project.target_with(migration_lock_timeout="60s")
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            api.apply(target)
+        except BaseException as err:  # reported by the assertion below
+            errors.append(err)
+
+    with psycopg.connect(project.db_url) as gatekeeper:
+        gatekeeper.execute("LOCK TABLE gate IN ACCESS EXCLUSIVE MODE")
+        run = threading.Thread(target=migrate)
+        run.start()
+        try:
+            wait_for(
+                lambda: project.query(
+                    "SELECT 1 FROM blockchain_migrations"
+                    " WHERE migration_number = 1002 AND status = 'running'"
+                )
+            )
+            with pytest.raises(LockHeld) as caught:
+                api.apply(project.target, dry_run=True)
+        finally:
+            gatekeeper.rollback()
+            run.join(60)
+
+    assert caught.value.exit_code == 5
+    assert str(caught.value).startswith("the ledger is locked by pid ")
+    assert "run the dry run again once it has finished" in str(caught.value)
+    assert errors == []

@@ -172,6 +172,13 @@ def baseline(
 
     plan.plan_baseline(LedgerSnapshot(exists=False), files, through)
     with _locked(conn, settings, emit):
+        # Refused before the ledger is made, so a refusal leaves nothing behind.
+        plan.plan_baseline(
+            ledger.read_snapshot(conn, settings.ledger_schema),
+            files,
+            through,
+            has_tables=ledger.has_user_tables(conn, settings.ledger_schema),
+        )
         ledger.create(conn, settings.ledger_schema)
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         chosen = plan.plan_baseline(snapshot, files, through)

@@ -71,9 +71,17 @@ def plan_apply(
 
 
 def plan_baseline(
-    snapshot: LedgerSnapshot, files: Sequence[MigrationFile], through: int
+    snapshot: LedgerSnapshot,
+    files: Sequence[MigrationFile],
+    through: int,
+    *,
+    has_tables: bool = True,
 ) -> tuple[MigrationFile, ...]:
-    """The files up to #`through` to record as blocks, in a ledger that holds none."""
+    """The files up to #`through` to record as blocks, in a ledger that holds none.
+
+    Refuses a database without a single table of its own (`has_tables`): whatever
+    those files build is plainly not there, and migrate would blame them later.
+    """
     chosen = [f for f in files if f.number <= through]
     if not chosen:
         raise Refused(
@@ -84,6 +92,12 @@ def plan_baseline(
         raise Refused(
             f"the ledger already holds {len(snapshot.blocks)} blocks; baseline only "
             "adopts a database that chainops has never migrated"
+        )
+    if not has_tables:
+        raise Refused(
+            f"the database has no tables, so migrations up to #{through} are not in "
+            "place; check that DATABASE_URL names the database to adopt, or apply "
+            "them with migrate instead; nothing was recorded"
         )
     return tuple(chosen)
 

@@ -265,3 +265,17 @@ def mark_environment(conn: Conn, schema: str, environment: str) -> None:
 def session_user(conn: Conn) -> str:
     row = conn.execute("SELECT session_user").fetchone()
     return str(row[0]) if row else "?"
+
+
+_HAS_TABLES = (
+    "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n"
+    " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+    " AND left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'"
+    " AND NOT (n.nspname = %s AND c.relname = ANY(%s)))"
+)
+
+
+def has_user_tables(conn: Conn, schema: str) -> bool:
+    """Whether the database holds a table or view besides the ledger's own."""
+    row = conn.execute(_HAS_TABLES, (schema, list(TABLES))).fetchone()
+    return bool(row and row[0])

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from chainops import api
-from chainops.errors import LockHeld
+from chainops.errors import LockHeld, Refused
 
 GATE = "CREATE TABLE gate (id int);\n"
 
@@ -60,3 +60,25 @@ def test_dry_run_says_another_run_holds_lock_when_a_run_is_in_progress(project):
     assert str(caught.value).startswith("the ledger is locked by pid ")
     assert "run the dry run again once it has finished" in str(caught.value)
     assert errors == []
+
+
+def test_baseline_refused_when_database_has_no_tables(project):
+    project.write({"001-schema/001-users.sql": "CREATE TABLE users (id int);\n"})
+
+    with pytest.raises(Refused) as caught:
+        api.baseline(project.target, 1001)
+
+    assert str(caught.value).startswith(
+        "the database has no tables, so migrations up to #1001 are not in place; "
+        "check that DATABASE_URL names the database to adopt"
+    )
+    assert project.query("SELECT to_regclass('blockchain_migrations')") == [(None,)]
+
+
+def test_baseline_adopts_database_when_it_has_tables(project):
+    project.write({"001-schema/001-users.sql": "CREATE TABLE users (id int);\n"})
+    project.query("CREATE TABLE users (id int)")
+
+    result = api.baseline(project.target, 1001)
+
+    assert len(result.applied) == 1

@@ -128,18 +128,31 @@ def _apply(
         before_apply([step.file for step in steps])
     ledger.mark_environment(conn, settings.ledger_schema, settings.environment)
     done: list[Applied] = []
+    current: ApplyFile | None = None
     try:
         for step in steps:
+            current = step
             applied = apply_file(applier, step, blocks)
             blocks.append(applied.block)
             done.append(applied)
             emit(applied)
+        current = None
     finally:
         # An interrupt can leave a command in progress: then leave the
         # connection alone, or its error would replace the real one.
-        if len(blocks) > len(snapshot.blocks) and is_idle(conn):
-            drift.record(conn, settings.ledger_schema, len(blocks))
+        if blocks and is_idle(conn):
+            added = len(blocks) > len(snapshot.blocks)
+            # A file stopped midway changed the schema too: fingerprint that, or
+            # its own statements would read as drift until it is resumed.
+            if added or (current and _left_statements(conn, settings, current)):
+                drift.record(conn, settings.ledger_schema, len(blocks))
     return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
+
+
+def _left_statements(conn: Conn, settings: Settings, step: ApplyFile) -> bool:
+    found = ledger.read_progress(conn, settings.ledger_schema, step.file.number)
+    done = step.attempt.statements_done if step.attempt else 0
+    return found is not None and found[1] > done
 
 
 def apply_file(applier: Applier, step: ApplyFile, blocks: Sequence[Block]) -> Applied:

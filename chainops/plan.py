@@ -32,6 +32,7 @@ from chainops.model import (
 )
 from chainops.results import Entry, Planned
 from chainops.source.directives import read_directives
+from chainops.verify import partly_applied
 
 
 def refuse_old_format(snapshot: LedgerSnapshot) -> None:
@@ -207,26 +208,4 @@ def _partial_attempts(
 
 
 def _partly_applied(file: MigrationFile, attempt: Attempt) -> PartiallyApplied:
-    done, nxt = attempt.statements_done, attempt.statements_done + 1
-    total = f" of {attempt.statements_total}" if attempt.statements_total else ""
-    in_place = (
-        f"statements 1-{done}{total} are in place"
-        if done
-        else "no statement is in place"
-    )
-    if done and done == attempt.statements_total:
-        return PartiallyApplied(
-            f"{file.path} has all {done} statements in place but the run stopped "
-            "before recording its block; run migrate --resume to record it"
-        )
-    if attempt.status == Status.RUNNING:
-        what = (
-            f"statement {nxt} was running when the run stopped, check whether "
-            "it took effect (an INVALID index means it did not: drop it)"
-        )
-    else:
-        what = f"statement {nxt} failed: {attempt.error_message}"
-    return PartiallyApplied(
-        f"{file.path} was applied only partly: {in_place} and {what}; fix the cause, "
-        f"then run migrate --resume to continue at statement {nxt}"
-    )
+    return PartiallyApplied(partly_applied(file.path, attempt))

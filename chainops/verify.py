@@ -14,17 +14,20 @@ from chainops.errors import (
     AppliedFileMissing,
     DriftError,
     LedgerTampered,
+    PartiallyApplied,
     short,
     with_more,
 )
 from chainops.model import (
     GENESIS,
+    Attempt,
     Block,
     Drift,
     Finding,
     FindingKind,
     LedgerSnapshot,
     MigrationFile,
+    Status,
 )
 from chainops.source.files import parse_name
 from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock
@@ -38,11 +41,13 @@ def verify(
     strict: bool = False,
     drift: Drift | None = None,
     newer: frozenset[str] = frozenset(),
+    partial: bool = False,
 ) -> list[Finding]:
     """Every problem with the chain, the applied files, chain.lock and the schema.
 
     `strict` (production) also holds the files to the lock. `newer`: paths of blocks
     another run appended after `files` was read; they are not reported missing.
+    `partial` reports files that stopped midway (migrate plans those itself).
     """
     findings = [
         f
@@ -50,8 +55,12 @@ def verify(
         if not (f.kind == FindingKind.MISSING and f.path in newer)
     ]
     findings += _verify_history(snapshot)
-    if drift is not None:
+    stopped = verify_partial(snapshot, files) if partial else []
+    if drift is not None and not stopped:
+        # A partly applied file's statements in place change the schema too; they
+        # are that file's, not drift, until it is resumed and gets its block.
         findings += drift.findings()
+    findings += stopped
     if lock is not None:
         extra = verify_lock_ledger(lock, snapshot.blocks, files, strict)
         if strict:
@@ -75,9 +84,55 @@ def raise_findings(findings: Sequence[Finding]) -> None:
         FindingKind.CHANGED: AppliedFileChanged,
         FindingKind.MISSING: AppliedFileMissing,
         FindingKind.RENAMED: AppliedFileMissing,
+        FindingKind.PARTIAL: PartiallyApplied,
     }.get(first.kind, LedgerTampered)
     message = with_more(first.message, len(findings) - 1)
     raise cls(message + "; nothing was applied", tuple(findings))
+
+
+def verify_partial(
+    snapshot: LedgerSnapshot, files: Sequence[MigrationFile]
+) -> list[Finding]:
+    """Non-transactional files with statements in place but no block yet."""
+    applied = {b.number for b in snapshot.blocks}
+    paths = {f.number: f.path for f in files}
+    return [
+        Finding(
+            FindingKind.PARTIAL,
+            paths.get(a.number, a.path),
+            partly_applied(paths.get(a.number, a.path), a),
+        )
+        for a in snapshot.attempts
+        if a.number not in applied
+        and (a.status == Status.RUNNING or a.statements_done > 0)
+    ]
+
+
+def partly_applied(path: str, attempt: Attempt) -> str:
+    """What is in place of a file that stopped midway, and how to go on."""
+    done, nxt = attempt.statements_done, attempt.statements_done + 1
+    total = f" of {attempt.statements_total}" if attempt.statements_total else ""
+    in_place = (
+        f"statements 1-{done}{total} are in place"
+        if done
+        else "no statement is in place"
+    )
+    if done and done == attempt.statements_total:
+        return (
+            f"{path} has all {done} statements in place but the run stopped "
+            "before recording its block; run migrate --resume to record it"
+        )
+    if attempt.status == Status.RUNNING:
+        what = (
+            f"statement {nxt} was running when the run stopped, check whether "
+            "it took effect (an INVALID index means it did not: drop it)"
+        )
+    else:
+        what = f"statement {nxt} failed: {attempt.error_message}"
+    return (
+        f"{path} was applied only partly: {in_place} and {what}; fix the cause, "
+        f"then run migrate --resume to continue at statement {nxt}"
+    )
 
 
 def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from chainops import api
-from chainops.errors import LockHeld, Refused
+from chainops.errors import LockHeld, MigrationFailed, PartiallyApplied, Refused
+from chainops.model import DriftFound
 
 GATE = "CREATE TABLE gate (id int);\n"
 
@@ -82,3 +83,39 @@ def test_baseline_adopts_database_when_it_has_tables(project):
     result = api.baseline(project.target, 1001)
 
     assert len(result.applied) == 1
+
+
+HALF = (
+    "-- chainops:no-transaction\n"
+    "CREATE TABLE orders (id int);\n"
+    "CREATE INDEX orders_id ON orders (id);\n"
+    "SELECT 1/0;\n"
+)
+
+
+def test_half_applied_file_reported_as_partly_applied_not_drift(project):
+    project.write({"001-schema/001-a.sql": GATE})
+    api.apply(project.target)  # the head block's fingerprint: before orders
+    project.write({"001-schema/002-orders.sql": HALF})
+    with pytest.raises(MigrationFailed):
+        api.apply(project.target)
+
+    report = api.verify(project.target)
+
+    assert [str(f.kind) for f in report.findings] == ["partial"]
+    message = report.findings[0].message
+    assert message.startswith(
+        "001-schema/002-orders.sql was applied only partly: statements 1-2 of 3 "
+        "are in place and statement 3 failed: division by zero"
+    )
+    assert message.endswith("then run migrate --resume to continue at statement 3")
+    with pytest.raises(PartiallyApplied):
+        api.apply(project.target)
+
+    project.write({"001-schema/002-orders.sql": HALF.replace("1/0", "1")})
+    events: list[object] = []
+    result = api.apply(project.target, resume=True, on_event=events.append)
+
+    assert [a.file.path for a in result.applied] == ["001-schema/002-orders.sql"]
+    assert [e for e in events if isinstance(e, DriftFound)] == []
+    assert api.verify(project.target).ok

@@ -132,7 +132,8 @@ def load_files(settings: Settings) -> list[MigrationFile]:
 def _check_lock(
     settings: Settings, files: Sequence[MigrationFile], on_event: OnEvent
 ) -> None:
-    """Production applies only locked files; elsewhere a stale lock is a warning."""
+    """Production applies only locked files; elsewhere a stale lock is a warning
+    (given to `on_event`)."""
     try:
         lock = lockfile.read_lock(settings.migrations_dir)
     except MigrationFileError as err:
@@ -166,7 +167,8 @@ def apply(
     """
     settings = where.settings
     found = load_files(settings)
-    _check_lock(settings, found, on_event)
+    warnings: list[Event] = []
+    _check_lock(settings, found, warnings.append)  # production refuses here
     options = Options(allow_out_of_order, resume, dry_run, accept_drift)
     want_backup = settings.is_production if backup is None else backup
     with _session(where, "migrate") as conn:
@@ -182,6 +184,9 @@ def apply(
             options,
             on_event,
             before_apply,
+            # A stale lock is worth a warning only once the chain verified: an
+            # edited applied file is then told once, as the refusal.
+            verified=lambda: _emit_all(warnings, on_event),
         )
     schema_file = settings.migrations_dir / SCHEMA_FILE
     if (
@@ -191,6 +196,11 @@ def apply(
     ):
         _refresh_schema_file(where, on_event)
     return result
+
+
+def _emit_all(events: Sequence[Event], on_event: OnEvent) -> None:
+    for event in events:
+        on_event(event)
 
 
 def _refresh_schema_file(where: Target, on_event: OnEvent) -> None:

@@ -44,10 +44,12 @@ def migrate(
     options: Options,
     emit: Emit,
     before_apply: BeforeApply | None = None,
+    verified: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Verify the chain, then apply every pending file in order, each atomically.
 
-    `before_apply` runs under the lock once the pending files are known (backups).
+    `before_apply` runs under the lock once the pending files are known (backups);
+    `verified` once the chain has verified, so warnings never precede its refusal.
     """
     schema = settings.ledger_schema
     snapshot = ledger.read_snapshot(conn, schema)
@@ -59,6 +61,8 @@ def migrate(
         snapshot = ledger.read_snapshot(conn, schema)
     plan.refuse_old_format(snapshot)
     verify.raise_findings(verify.verify(snapshot, files))
+    if verified is not None:
+        verified()
     # Without the lock a 'running' row may be another run's live work: attempts
     # are judged, and events emitted, only under the lock (or for a dry run).
     try:

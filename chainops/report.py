@@ -318,6 +318,25 @@ def verify_json(report: VerifyReport) -> str:
 
 
 def error_lines(err: Exception, colour: bool = False) -> list[str]:
-    """Lines for a ChainopsError: its findings, if any, then the one-line error."""
-    found = finding_lines(err.findings, colour) if isinstance(err, DriftError) else []
-    return [*found, f"{_mark(BAD, colour)} {err}"]
+    """Lines for a ChainopsError: one problem, one message.
+
+    An error that names its first finding is not printed after the findings again:
+    a finding of one line is the error itself; otherwise the findings are followed
+    by how many there were and what happened (nothing was applied).
+    """
+    line = f"{_mark(BAD, colour)} {err}"
+    if not isinstance(err, DriftError) or not err.findings:
+        return [line]
+    found = [f for f in err.findings if isinstance(f, Finding)]
+    subject = found[0].message.partition("; ")[0] if found else None
+    if not subject or not str(err).startswith(subject):
+        return [*finding_lines(err.findings, colour), line]
+    detailed = (FindingKind.CHANGED, FindingKind.SCHEMA)
+    if len(err.findings) == 1 and found[0].kind not in detailed:
+        return [line]
+    n = len(err.findings)
+    outcome = str(err).rpartition("; ")[2]
+    return [
+        *finding_lines(err.findings, colour),
+        f"{n} problem{'s' if n != 1 else ''} found; {outcome}",
+    ]

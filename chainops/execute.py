@@ -77,14 +77,16 @@ def migrate(
             ) from None
         raise
     if options.dry_run:  # reads only: no lock, no ledger created
-        return ApplyResult((), snapshot.head, snapshot.height, plan.describe(first))
+        return ApplyResult(
+            (), snapshot.head, snapshot.height, plan.describe(first), _drift(snapshot)
+        )
     if not first.steps and not options.accept_drift:
         if snapshot.exists and snapshot.environment not in (
             settings.environment,
             "production",
         ):
             ledger.mark_environment(conn, schema, settings.environment)
-        return ApplyResult((), snapshot.head, snapshot.height)
+        return ApplyResult((), snapshot.head, snapshot.height, (), _drift(snapshot))
 
     with _locked(conn, settings, emit):
         if not snapshot.exists:
@@ -102,7 +104,7 @@ def migrate(
         for file, applied_path in steps.out_of_order:
             emit(OutOfOrderAllowed(file, applied_path))
         if not steps.steps and not options.accept_drift:
-            return ApplyResult((), snapshot.head, snapshot.height)
+            return ApplyResult((), snapshot.head, snapshot.height, (), _drift(snapshot))
         return _apply(
             conn, settings, snapshot, steps.steps, options, emit, before_apply
         )
@@ -150,7 +152,12 @@ def _apply(
             # its own statements would read as drift until it is resumed.
             if added or (current and _left_statements(conn, settings, current)):
                 drift.record(conn, settings.ledger_schema, len(blocks))
-    return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
+    drifts = sum(1 for block in blocks if block.is_drift)
+    return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks), (), drifts)
+
+
+def _drift(snapshot: LedgerSnapshot) -> int:
+    return sum(1 for block in snapshot.blocks if block.is_drift)
 
 
 def _left_statements(conn: Conn, settings: Settings, step: ApplyFile) -> bool:

@@ -6,7 +6,7 @@ old ledger format, nothing to baseline). `execute` carries the steps out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from chainops.errors import (
     ConfigError,
@@ -160,7 +160,25 @@ def entries(
                     error=attempt.error_message,
                 )
             )
-    return tuple(sorted(found, key=lambda e: (e.number, e.path)))
+    return tuple(sorted(found, key=_place(snapshot.blocks)))
+
+
+def _place(blocks: Sequence[Block]) -> Callable[[Entry], tuple[int, int, str]]:
+    """Sort by number, an accepted drift block right after the block it follows."""
+    after: dict[int, int] = {}
+    previous = 0
+    for block in blocks:
+        if block.is_drift:
+            after[block.number] = previous
+        else:
+            previous = block.number
+
+    def key(entry: Entry) -> tuple[int, int, str]:
+        if entry.number in after:
+            return (after[entry.number], 1, f"{-entry.number:09d}")
+        return (entry.number, 0, entry.path)
+
+    return key
 
 
 def find_pending(

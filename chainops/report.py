@@ -73,8 +73,12 @@ def event_line(event: Event, colour: bool = False) -> str:
             f"(below the applied {event.applied_path}), as --allow-out-of-order asks"
         )
     if isinstance(event, DriftFound):
-        verb = "recorded as accepted" if event.accepted else "applying on top of it"
-        lines = [f"{_mark(BAD, colour)} {event.drift.message()}; {verb}"]
+        if event.accepted:  # what was asked for: a success
+            block = event.drift.block.height + 1
+            mark, verb = _mark(OK, colour), f"recorded as accepted in block {block}"
+        else:
+            mark, verb = _mark(BAD, colour), "applying on top of it"
+        lines = [f"{mark} {event.drift.message()}; {verb}"]
         lines += [f"  {change}" for change in event.drift.changes[1:]]
         if not event.accepted:
             lines.append("  undo it, or record it with inv migrate --accept-drift")
@@ -124,7 +128,7 @@ def plan_lines(
 def apply_summary(result: ApplyResult) -> str:
     head = f"chain head {short(result.head)} (block {result.height})"
     if not result.applied:
-        return f"Nothing to apply: {result.height} migrations applied, {head}"
+        return f"Nothing to apply: {result.migrations} migrations applied, {head}"
     ms = sum(a.duration_ms for a in result.applied)
     n = len(result.applied)
     return f"Applied {n} migration{'s' if n != 1 else ''} in {ms} ms; {head}"

@@ -141,7 +141,10 @@ def _check_lock(
             raise
         findings = [Finding(FindingKind.LOCK, lockfile.LOCK_NAME, str(err))]
     else:
-        findings = verifier.verify_lock(lock, files) if lock else []
+        production = settings.is_production
+        findings = (
+            verifier.verify_lock(lock, files, created_ok=not production) if lock else []
+        )
     if findings and settings.is_production:
         raise lockfile.mismatch(findings)
     if findings:

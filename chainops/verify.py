@@ -31,6 +31,7 @@ from chainops.model import (
 )
 from chainops.source.files import parse_name
 from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock
+from chainops.source.template import template_hash
 
 
 def verify(
@@ -261,12 +262,21 @@ def verify_files(
     return findings
 
 
-def verify_lock(lock: Lock, files: Sequence[MigrationFile]) -> list[Finding]:
-    """Files not in the lock, differing from it, or listed in it but missing."""
+def verify_lock(
+    lock: Lock, files: Sequence[MigrationFile], *, created_ok: bool = False
+) -> list[Finding]:
+    """Files not in the lock, differing from it, or listed in it but missing.
+
+    `created_ok` (outside production): a file whose entry is still the untouched
+    template `create` locked is being written, the normal flow, not a problem.
+    """
     locked = lock.hashes()
     findings: list[Finding] = []
     for f in files:
         expected = locked.get(f.path)
+        changed = expected not in (None, f.sha256)
+        if created_ok and changed and template_hash(f.text) == expected:
+            continue
         if expected is None:
             findings.append(
                 Finding(

@@ -17,10 +17,12 @@ from chainops import __version__, errors
 from chainops.commands import (
     BY_VERB,
     COMMANDS,
+    FRONT_END,
     Command,
     Option,
     options_of,
     parse_values,
+    speak,
 )
 from chainops.config import Settings, load_settings, password_of, redact
 from chainops.output import write_line
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from chainops.model import Event, Target
 
 _terminated = False
+_front = "inv"  # which front end runs: messages name its commands
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -127,7 +130,7 @@ def _err(line: str) -> None:
 
 def _write(line: str, stream: TextIO) -> None:
     # What is applied must never depend on whether anyone still reads the output.
-    write_line(line, stream)
+    write_line(speak(line, _front), stream)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -179,7 +182,7 @@ def cmd_reset_dev(args: argparse.Namespace) -> int:
 
     if not args.yes and not sys.stdin.isatty():
         raise errors.Refused(
-            "reset-dev needs confirmation and there is no terminal to ask; "
+            "inv db.reset-dev needs confirmation and there is no terminal to ask; "
             "pass --yes, nothing was dropped"
         )
     show = _shower(report.use_colour(sys.stdout))
@@ -283,6 +286,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             _err(redact(line, _secrets()))
         _out("○ starting anyway; fix the file and save it to apply it")
     env = procfile.environment(settings, database.conninfo, os.environ)
+    env[FRONT_END] = _front
     return procfile.run(processes, env, settings.project_root)
 
 
@@ -403,14 +407,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb = given.pop("command")
     if "action" in given:
         verb = f"{verb} {given.pop('action')}"
-    return run_command(verb, given)
+    return run_command(verb, given, front="chainops")
 
 
-def run_command(verb: str, given: dict[str, object]) -> int:
+def run_command(verb: str, given: dict[str, object], front: str = "inv") -> int:
     """Run one command with its options by name; errors become one clean line.
 
     Both front ends end here: `main` with argparse's values, tasks.py with invoke's.
     """
+    global _front
+    # Under `inv dev` (or `chainops dev`) the processes speak as the loop's front end.
+    _front = os.environ.get(FRONT_END) or front
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         values = parse_values(BY_VERB[verb], given)

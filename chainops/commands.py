@@ -7,6 +7,7 @@ in one place, so a bad value is the same one-line error (exit 2) from both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -268,3 +269,22 @@ def _convert(option: Option, raw: Any) -> Any:
             f"--{option.flag} {raw!r} is not {kind}; pass for example "
             f"--{option.flag} {example}"
         ) from None
+
+
+FRONT_END = "CHAINOPS_FRONT_END"  # tells `inv dev`'s processes which one was used
+_INV = re.compile(r"\binv ([a-z][\w.-]*[\w])")
+
+
+def speak(text: str, front: str) -> str:
+    """Name commands as the front end in use does: the library says `inv migrate.lock`,
+    `chainops` users read `chainops lock`."""
+    if front != "chainops":
+        return text
+    verbs = {command.task: command.verb for command in COMMANDS}
+    verbs["migrate"] = "migrate"
+
+    def to_chainops(match: re.Match[str]) -> str:
+        verb = verbs.get(match.group(1))
+        return match.group(0) if verb is None else f"chainops {verb}"
+
+    return _INV.sub(to_chainops, text)

@@ -135,7 +135,7 @@ class PermissionDenied(DatabaseAccessError):
     """The role lacks a privilege, or the database is read-only."""
 
 
-ROLLED_BACK = "the migration was rolled back; fix the file and run migrate again"
+ROLLED_BACK = "the migration was rolled back; fix the file and run inv migrate again"
 
 
 class MigrationFailed(ChainopsError):

@@ -121,7 +121,7 @@ def partly_applied(path: str, attempt: Attempt) -> str:
     if done and done == attempt.statements_total:
         return (
             f"{path} has all {done} statements in place but the run stopped "
-            "before recording its block; run migrate --resume to record it"
+            "before recording its block; run inv migrate --resume to record it"
         )
     if attempt.status == Status.RUNNING:
         what = (
@@ -132,7 +132,7 @@ def partly_applied(path: str, attempt: Attempt) -> str:
         what = f"statement {nxt} failed: {attempt.error_message}"
     return (
         f"{path} was applied only partly: {in_place} and {what}; fix the cause, "
-        f"then run migrate --resume to continue at statement {nxt}"
+        f"then run inv migrate --resume to continue at statement {nxt}"
     )
 
 

@@ -167,7 +167,11 @@ class Watcher:
                 f"migrations folder {folder} does not exist; create it or set "
                 "CHAINOPS_MIGRATIONS_DIR"
             )
-        self._settings, self._say = settings, say
+        self._settings = settings
+        # The watcher applies on save: "run migrate again" reads "save it again".
+        self._say = lambda line: say(
+            line.replace("run inv migrate again", "save the file again")
+        )
         self._target = api.target(settings)
         self._label = (
             str(folder.relative_to(settings.project_root))
@@ -252,8 +256,8 @@ class Watcher:
             raise
         except MigrationFailed as err:
             self._decider.failed(err.path)
+            # One line: what failed, and that saving the file applies it again.
             self._say(f"✗ {err}")
-            self._say(f"○ {err.path} is applied again when you save it")
         except ChainopsError as err:
             self._print(self._decider.error(err))
 

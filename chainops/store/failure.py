@@ -87,16 +87,16 @@ def advice(mode: str, done: int, broken: bool) -> str:
     if broken:
         return (
             "the connection was lost and the server rolled back the open "
-            "transaction; run migrate again"
+            "transaction; run inv migrate again"
         )
     if mode == Mode.TRANSACTION:
         return ROLLED_BACK
     if done:
         return (
             f"statements 1-{done} are in place; fix the cause and run "
-            f"migrate --resume to continue at statement {done + 1}"
+            f"inv migrate --resume to continue at statement {done + 1}"
         )
-    return "no statement is in place; fix the file and run migrate again"
+    return "no statement is in place; fix the file and run inv migrate again"
 
 
 def interrupted(
@@ -112,7 +112,7 @@ def interrupted(
     except (psycopg.Error, KeyboardInterrupt):
         return Interrupted(
             f"interrupted while applying {file.path}; what is in place could not "
-            "be read back, run migrate.status to see"
+            "be read back, run inv migrate.status to see"
         )
     if found is None or (transactional and found[0] != Status.COMPLETED):
         return Interrupted(
@@ -122,10 +122,10 @@ def interrupted(
     if status == Status.COMPLETED:
         return Interrupted(
             f"interrupted just after {file.path} was applied; "
-            "run migrate again to apply the rest"
+            "run inv migrate again to apply the rest"
         )
     in_place = f"statements 1-{done} are" if done else "nothing is"
     return Interrupted(
         f"interrupted while applying {file.path}; {in_place} in place, "
-        "run migrate --resume to continue"
+        "run inv migrate --resume to continue"
     )

@@ -33,7 +33,7 @@ _HAS_TABLES = (
 def refuse_locally(settings: Settings) -> None:
     if settings.is_production:
         raise Refused(
-            "CHAINOPS_ENV is production; db.reset-dev never runs in production, "
+            "CHAINOPS_ENV is production; inv db.reset-dev never runs in production, "
             "nothing was dropped"
         )
 
@@ -48,8 +48,8 @@ def check_marker(conn: Conn, state: LedgerSnapshot, where: str) -> None:
         )
     if state.environment is not None and state.environment not in RESETTABLE:
         raise Refused(
-            f"{where} is marked as a {state.environment} database; db.reset-dev only "
-            "resets development and test databases, nothing was dropped"
+            f"{where} is marked as a {state.environment} database; inv db.reset-dev "
+            "only resets development and test databases, nothing was dropped"
         )
     if not state.exists:
         row = conn.execute(_HAS_TABLES).fetchone()

@@ -344,7 +344,7 @@ def test_k4_terminated_backend_rolls_back_file_and_rerun_completes(fresh, seed):
             line = error_line(result, why)
             assert result.code in (5, 6), f"{why}: exit {result.code}: {line}"
             assert "connection" in line, f"{why}: {line}"
-            assert "run migrate again" in line or "--resume" in line, f"{why}: {line}"
+            assert "migrate again" in line or "--resume" in line, f"{why}: {line}"
         recover(trial, partial, why)
         check_complete(trial, FILES, non_tx, why)
         fresh.drop(trial)

@@ -167,11 +167,7 @@ class Watcher:
                 f"migrations folder {folder} does not exist; create it or set "
                 "CHAINOPS_MIGRATIONS_DIR"
             )
-        self._settings = settings
-        # The watcher applies on save: "run migrate again" reads "save it again".
-        self._say = lambda line: say(
-            line.replace("run inv migrate again", "save the file again")
-        )
+        self._settings, self._out = settings, say
         self._target = api.target(settings)
         self._label = (
             str(folder.relative_to(settings.project_root))
@@ -313,6 +309,10 @@ class Watcher:
             )
         else:
             self._say(report.event_line(event))
+
+    def _say(self, line: str) -> None:
+        # The watcher applies on save: "run migrate again" reads "save it again".
+        self._out(line.replace("run inv migrate again", "save the file again"))
 
     def _print(self, lines: Sequence[str]) -> None:
         for line in lines:

@@ -71,7 +71,7 @@ def test_files_only_fails_on_hand_edit_and_lock_repairs_hand_added_file(project)
     missing.rename(project.root / "chain.lock.bak")
     no_lock = run(project, "verify", "--files-only", env=NO_DATABASE)
     assert no_lock.returncode == 2
-    assert "run inv migrate.lock to create it" in one_error_line(no_lock)
+    assert "run chainops lock to create it" in one_error_line(no_lock)
     (project.root / "chain.lock.bak").rename(missing)
 
     edited = project.migrations / "001-schema/001-a.sql"

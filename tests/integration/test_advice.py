@@ -108,7 +108,7 @@ def test_half_applied_file_reported_as_partly_applied_not_drift(project):
         "001-schema/002-orders.sql was applied only partly: statements 1-2 of 3 "
         "are in place and statement 3 failed: division by zero"
     )
-    assert message.endswith("then run migrate --resume to continue at statement 3")
+    assert message.endswith("then run inv migrate --resume to continue at statement 3")
     with pytest.raises(PartiallyApplied):
         api.apply(project.target)
 

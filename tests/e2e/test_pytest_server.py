@@ -15,10 +15,17 @@ import pytest
 
 from chainops.store import server
 from tests.fixtures.postgres import REPO
+from tests.integration.test_schema import SYSTEM_SERVER
 
 ONE_TEST = (
     "tests/integration/test_failure_location.py::"
     "test_apply_places_error_at_its_line_when_server_gives_no_position"
+)
+# Compares the suite's server with the other one: starts the embedded server even
+# when the suite runs on the system PostgreSQL.
+BOTH_SERVERS = (
+    "tests/integration/test_schema.py::"
+    "test_fingerprint_is_equal_on_both_servers_when_same_migrations_applied[base]"
 )
 
 
@@ -34,15 +41,18 @@ def embedded_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run_pytest(root: Path) -> subprocess.CompletedProcess[str]:
+def run_pytest(
+    root: Path, test: str = ONE_TEST, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("PG", "CHAINOPS_", "DATABASE_URL"))
     }
     env["CHAINOPS_TEST_EMBEDDED_ROOT"] = str(root)
+    env.update(env_vars)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", ONE_TEST],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -67,3 +77,15 @@ def test_pytest_leaves_embedded_server_running_when_it_was_running(embedded_root
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert server.running_conninfo(embedded_root) is not None
+
+
+def test_pytest_stops_embedded_server_it_started_to_compare_with_system_server(
+    embedded_root,
+):
+    # The system server test_schema compares with, present wherever the suite runs.
+    system = os.environ.get("CHAINOPS_TEST_DATABASE_URL") or SYSTEM_SERVER
+
+    done = run_pytest(embedded_root, BOTH_SERVERS, CHAINOPS_TEST_DATABASE_URL=system)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert server.running_conninfo(embedded_root) is None

@@ -48,7 +48,10 @@ def _task(command: Command) -> Task:
     body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     body.__doc__ = command.help
     name = command.task.rpartition(".")[2]
-    return Task(body, name=name, help=helps, default=name == "apply")
+    positional = [option.param for option in options if option.positional]
+    return Task(
+        body, name=name, help=helps, default=name == "apply", positional=positional
+    )
 
 
 def _param(name: str, default: object) -> inspect.Parameter:

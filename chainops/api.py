@@ -15,7 +15,13 @@ from pathlib import Path
 from chainops import digest, execute, plan
 from chainops import verify as verifier
 from chainops.config import Settings, describe_database
-from chainops.errors import ChainopsError, ConfigError, DriftError, MigrationFileError
+from chainops.errors import (
+    ChainopsError,
+    ConfigError,
+    DriftError,
+    MigrationFileError,
+    Refused,
+)
 from chainops.model import (
     GENESIS,
     BackedUp,
@@ -29,6 +35,7 @@ from chainops.model import (
     SchemaFileWritten,
     State,
     Target,
+    Waiting,
 )
 from chainops.results import (
     ApplyResult,
@@ -41,6 +48,7 @@ from chainops.source import lockfile
 from chainops.source.files import discover
 from chainops.store import connection, ledger
 from chainops.store.connection import Conn
+from chainops.store.lock import ledger_lock
 
 OnEvent = Callable[[Event], None]
 SCHEMA_FILE = "schema.sql"
@@ -124,7 +132,8 @@ def load_files(settings: Settings) -> list[MigrationFile]:
 def _check_lock(
     settings: Settings, files: Sequence[MigrationFile], on_event: OnEvent
 ) -> None:
-    """Production applies only locked files; elsewhere a stale lock is a warning."""
+    """Production applies only locked files; elsewhere a stale lock is a warning
+    (given to `on_event`)."""
     try:
         lock = lockfile.read_lock(settings.migrations_dir)
     except MigrationFileError as err:
@@ -132,7 +141,10 @@ def _check_lock(
             raise
         findings = [Finding(FindingKind.LOCK, lockfile.LOCK_NAME, str(err))]
     else:
-        findings = verifier.verify_lock(lock, files) if lock else []
+        production = settings.is_production
+        findings = (
+            verifier.verify_lock(lock, files, created_ok=not production) if lock else []
+        )
     if findings and settings.is_production:
         raise lockfile.mismatch(findings)
     if findings:
@@ -158,7 +170,8 @@ def apply(
     """
     settings = where.settings
     found = load_files(settings)
-    _check_lock(settings, found, on_event)
+    warnings: list[Event] = []
+    _check_lock(settings, found, warnings.append)  # production refuses here
     options = Options(allow_out_of_order, resume, dry_run, accept_drift)
     want_backup = settings.is_production if backup is None else backup
     with _session(where, "migrate") as conn:
@@ -174,6 +187,9 @@ def apply(
             options,
             on_event,
             before_apply,
+            # A stale lock is worth a warning only once the chain verified: an
+            # edited applied file is then told once, as the refusal.
+            verified=lambda: _emit_all(warnings, on_event),
         )
     schema_file = settings.migrations_dir / SCHEMA_FILE
     if (
@@ -183,6 +199,11 @@ def apply(
     ):
         _refresh_schema_file(where, on_event)
     return result
+
+
+def _emit_all(events: Sequence[Event], on_event: OnEvent) -> None:
+    for event in events:
+        on_event(event)
 
 
 def _refresh_schema_file(where: Target, on_event: OnEvent) -> None:
@@ -220,6 +241,44 @@ def _backup(conn: Conn, where: Target, first: MigrationFile, on_event: OnEvent) 
     )
     shown = path.relative_to(settings.project_root)
     on_event(BackedUp(str(shown), dump.restore_command(shown)))
+
+
+def db_restore(
+    where: Target,
+    backup: Path,
+    *,
+    confirmed: bool = False,
+    on_event: OnEvent = _ignore,
+) -> None:
+    """Restore a backup over the database under the ledger lock.
+
+    Refused for a production database (by CHAINOPS_ENV or the database's own marker)
+    unless `confirmed`.
+    """
+    from chainops.store import dump
+
+    settings = where.settings
+    if not backup.is_file():
+        raise ConfigError(
+            f"{backup} does not exist; pass a backup file, e.g. from .chainops/backups"
+        )
+    with (
+        _session(where, "restore") as conn,
+        ledger_lock(
+            conn,
+            settings.ledger_schema,
+            settings.lock_timeout,
+            lambda holder: on_event(Waiting(holder)),
+        ),
+    ):
+        marked = ledger.read_snapshot(conn, settings.ledger_schema).environment
+        if not confirmed and "production" in (settings.environment, marked):
+            raise Refused(
+                f"{where.description} is a production database and restoring "
+                "replaces its contents; pass --yes to confirm, nothing was restored"
+            )
+        major = conn.info.server_version // 10000
+        dump.restore(where.conninfo, backup, major, where.description)
 
 
 def baseline(where: Target, through: int, on_event: OnEvent = _ignore) -> ApplyResult:
@@ -303,6 +362,7 @@ def verify(where: Target, digest_file: Path | None = None) -> VerifyReport:
         strict=settings.is_production,
         drift=drifted,
         anchor=anchor,
+        partial=True,
     )
     return VerifyReport(
         tuple(findings),

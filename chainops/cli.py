@@ -12,23 +12,27 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from chainops import __version__, errors
 from chainops.commands import (
     BY_VERB,
     COMMANDS,
-    COMMON,
+    FRONT_END,
+    Command,
     Option,
     options_of,
     parse_values,
+    speak,
 )
 from chainops.config import Settings, load_settings, password_of, redact
+from chainops.output import write_line
 
 if TYPE_CHECKING:
     from chainops.model import Event, Target
 
 _terminated = False
+_front = "inv"  # which front end runs: messages name its commands
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -51,28 +55,34 @@ def _parser(verb: str | None = None) -> argparse.ArgumentParser:
         "--version", action="version", version=f"chainops {__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[Command]] = {}
     known = {command.verb.partition(" ")[0] for command in COMMANDS}
     wanted = verb if verb in known else None
     for command in COMMANDS:
         name, _, action = command.verb.partition(" ")
         if wanted is not None and name != wanted:
             continue
-        if action:  # `db start`, `db url`: one sub-command with an action
-            groups.setdefault(name, []).append(action)
+        if action:  # `db start`, `db restore FILE`: a sub-command with actions
+            groups.setdefault(name, []).append(command)
             continue
         _add_options(sub.add_parser(name, help=command.help), options_of(command))
-    for name, actions in groups.items():
-        group = sub.add_parser(name, help=f"{', '.join(actions)}: see the README")
-        group.add_argument("action", choices=actions)
-        _add_options(group, COMMON)
+    for name, commands in groups.items():
+        names = [command.verb.partition(" ")[2] for command in commands]
+        group = sub.add_parser(name, help=f"{', '.join(names)}: see the README")
+        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+        for action, command in zip(names, commands, strict=True):
+            parsed = actions.add_parser(action, help=command.help)
+            _add_options(parsed, options_of(command))
     return parser
 
 
 def _add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
     for option in options:
         flag = f"--{option.flag}"
-        if option.tristate:
+        if option.positional:  # optional here: a missing one is chainops' error
+            parser.add_argument(option.name, nargs="?", metavar=option.metavar,
+                                help=option.help)  # fmt: skip
+        elif option.tristate:
             parser.add_argument(
                 flag, dest=option.name, action=argparse.BooleanOptionalAction,
                 default=None, help=option.help,
@@ -112,7 +122,16 @@ def _shower(colour: bool) -> Callable[[Event], None]:
 
 
 def _out(line: str) -> None:
-    print(line, flush=True)
+    _write(line, sys.stdout)
+
+
+def _err(line: str) -> None:
+    _write(line, sys.stderr)
+
+
+def _write(line: str, stream: TextIO) -> None:
+    # What is applied must never depend on whether anyone still reads the output.
+    write_line(speak(line, _front), stream)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -164,7 +183,7 @@ def cmd_reset_dev(args: argparse.Namespace) -> int:
 
     if not args.yes and not sys.stdin.isatty():
         raise errors.Refused(
-            "reset-dev needs confirmation and there is no terminal to ask; "
+            "inv db.reset-dev needs confirmation and there is no terminal to ask; "
             "pass --yes, nothing was dropped"
         )
     show = _shower(report.use_colour(sys.stdout))
@@ -183,7 +202,7 @@ def cmd_reset_dev(args: argparse.Namespace) -> int:
 def _notice(event: Event) -> None:
     from chainops import report
 
-    print(report.event_line(event, report.use_colour(sys.stderr)), file=sys.stderr)
+    _err(report.event_line(event, report.use_colour(sys.stderr)))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -231,10 +250,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     created = api.create(_settings(args), args.name, args.kind, args.description)
     _out(report.display_path(created.path, Path.cwd().resolve()))
     if created.lock_created:
-        print(
+        _err(
             f"{report.OK} wrote chain.lock, locking every migration file "
-            f"({created.locked}); commit it with the migrations",
-            file=sys.stderr,
+            f"({created.locked}); commit it with the migrations"
         )
     return errors.EXIT_OK
 
@@ -265,9 +283,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
     ) as err:
         # A pending file's own problem: the watcher takes it up once it is saved.
         for line in report.error_lines(err, report.use_colour(sys.stderr)):
-            print(redact(line, _secrets()), file=sys.stderr)
+            _err(redact(line, _secrets()))
         _out("○ starting anyway; fix the file and save it to apply it")
     env = procfile.environment(settings, database.conninfo, os.environ)
+    env[FRONT_END] = _front
     return procfile.run(processes, env, settings.project_root)
 
 
@@ -288,24 +307,44 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_explorer(args: argparse.Namespace) -> int:
+    from chainops.dev.procfile import UNDER_DEV
     from chainops.web import explorer
 
-    port = args.port
-    if port is None:
-        port = explorer.parse_port(os.environ.get("PORT"))
-    try:
-        explorer.serve(
-            _settings(args),
-            port,
-            lambda url: _out(f"✓ ledger explorer on {url} (read-only)"),
+    def ready(url: str) -> None:
+        taken = port and not url.endswith(f":{port}/")
+        _out(
+            f"✓ ledger explorer on {url} (read-only)"
+            + (f"; port {port} was taken" if taken else "")
         )
+
+    try:
+        given = os.environ.get("PORT") if args.port is None else str(args.port)
+        port = explorer.parse_port(given)
+        explorer.serve(_settings(args), port, ready)
     except KeyboardInterrupt:
         return _stopped()
+    except errors.ChainopsError as err:
+        if not os.environ.get(UNDER_DEV):
+            raise
+        # Under inv dev the explorer is optional: honcho stops every process when
+        # one ends, so a failed explorer stays, idle, and the watcher keeps going.
+        _err(f"✗ {err}")
+        _out("○ the explorer is off; the other processes keep running")
+        return _idle()
     return errors.EXIT_OK
 
 
+def _idle() -> int:
+    """Wait for Ctrl-C or SIGTERM."""
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        return _stopped()
+
+
 def cmd_db(args: argparse.Namespace) -> int:
-    from chainops import api
+    from chainops import api, report
 
     settings = _settings(args)
     if args.action == "url":
@@ -314,6 +353,16 @@ def cmd_db(args: argparse.Namespace) -> int:
         path = settings.migrations_dir / api.SCHEMA_FILE
         changed = api.db_schema(_target(args))
         _out(f"✓ {'wrote' if changed else 'unchanged:'} {path}")
+    elif args.action == "restore":
+        from pathlib import Path
+
+        backup = Path(args.file)
+        if not backup.is_absolute() and not backup.exists():
+            backup = settings.project_root / backup  # as the backup line prints it
+        show = _shower(report.use_colour(sys.stdout))
+        database = _target(args, show)
+        api.db_restore(database, backup, confirmed=args.yes, on_event=show)
+        _out(f"✓ restored {args.file} into {database.description}")
     elif args.action == "start":
         database = api.db_start(settings, on_event=_notice)
         _out(
@@ -348,6 +397,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "db stop": cmd_db,
     "db url": cmd_db,
     "db schema": cmd_db,
+    "db restore": cmd_db,
     "baseline": cmd_baseline,
     "reset-dev": cmd_reset_dev,
 }
@@ -365,14 +415,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb = given.pop("command")
     if "action" in given:
         verb = f"{verb} {given.pop('action')}"
-    return run_command(verb, given)
+    return run_command(verb, given, front="chainops")
 
 
-def run_command(verb: str, given: dict[str, object]) -> int:
+def run_command(verb: str, given: dict[str, object], front: str = "inv") -> int:
     """Run one command with its options by name; errors become one clean line.
 
     Both front ends end here: `main` with argparse's values, tasks.py with invoke's.
     """
+    global _front
+    # Under `inv dev` (or `chainops dev`) the processes speak as the loop's front end.
+    _front = os.environ.get(FRONT_END) or front
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         values = parse_values(BY_VERB[verb], given)
@@ -385,19 +438,16 @@ def run_command(verb: str, given: dict[str, object]) -> int:
         if _terminated and code == errors.EXIT_INTERRUPTED:
             code = errors.EXIT_TERMINATED
         for line in report.error_lines(err, report.use_colour(sys.stderr)):
-            print(redact(line, _secrets()), file=sys.stderr)
+            _err(redact(line, _secrets()))
         return code
     except KeyboardInterrupt:
-        print("✗ interrupted; nothing was left half-applied", file=sys.stderr)
+        _err("✗ interrupted; nothing was left half-applied")
         return errors.EXIT_TERMINATED if _terminated else errors.EXIT_INTERRUPTED
     except Exception as err:
         if os.environ.get("CHAINOPS_DEBUG"):
             raise
         text = redact(f"{type(err).__name__}: {err}".splitlines()[0], _secrets())
-        print(
-            f"✗ unexpected error: {text}; set CHAINOPS_DEBUG=1 for the traceback",
-            file=sys.stderr,
-        )
+        _err(f"✗ unexpected error: {text}; set CHAINOPS_DEBUG=1 for the traceback")
         return errors.EXIT_UNEXPECTED
     finally:
         signal.signal(signal.SIGTERM, previous)

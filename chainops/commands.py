@@ -7,6 +7,7 @@ in one place, so a bad value is the same one-line error (exit 2) from both.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ class Option:
     required: bool = False
     tristate: bool = False  # --flag / --no-flag / neither (None)
     default: Any = None
+    positional: bool = False  # given without its flag: `db restore FILE`
 
     @property
     def name(self) -> str:
@@ -187,6 +189,23 @@ COMMANDS = (
         "Write migrations/schema.sql (pg_dump --schema-only); migrate refreshes it.",
     ),
     Command(
+        "db restore",
+        "db.restore",
+        "Restore a backup from .chainops/backups into the database; asks --yes in "
+        "production.",
+        (
+            Option(
+                "file",
+                "the backup, e.g. .chainops/backups/app-…-before-1004.dump",
+                str,
+                metavar="FILE",
+                required=True,
+                positional=True,
+            ),
+            Option("yes", "confirm restoring over a production database"),
+        ),
+    ),
+    Command(
         "dev",
         "dev",
         "Migrate, then run Procfile.dev with honcho (explorer, watcher, your app).",
@@ -233,6 +252,11 @@ def parse_values(command: Command, given: Mapping[str, Any]) -> dict[str, Any]:
     for option in options_of(command):
         raw = given.get(option.name)
         if raw is None or (raw is False and not option.tristate):
+            if option.required and option.positional:
+                raise ConfigError(
+                    f"{option.metavar} is missing ({option.help}); pass it after "
+                    "the command"
+                )
             if option.required:
                 raise ConfigError(
                     f"--{option.flag} is missing ({option.help}); pass --{option.flag}"
@@ -256,3 +280,22 @@ def _convert(option: Option, raw: Any) -> Any:
             f"--{option.flag} {raw!r} is not {kind}; pass for example "
             f"--{option.flag} {example}"
         ) from None
+
+
+FRONT_END = "CHAINOPS_FRONT_END"  # tells `inv dev`'s processes which one was used
+_INV = re.compile(r"\binv ([a-z][\w.-]*[\w])")
+
+
+def speak(text: str, front: str) -> str:
+    """Name commands as the front end in use does: the library says `inv migrate.lock`,
+    `chainops` users read `chainops lock`."""
+    if front != "chainops":
+        return text
+    verbs = {command.task: command.verb for command in COMMANDS}
+    verbs["migrate"] = "migrate"
+
+    def to_chainops(match: re.Match[str]) -> str:
+        verb = verbs.get(match.group(1))
+        return match.group(0) if verb is None else f"chainops {verb}"
+
+    return _INV.sub(to_chainops, text)

@@ -127,11 +127,15 @@ class LockTimeout(DatabaseAccessError):
     pass
 
 
+class LockHeld(DatabaseAccessError):
+    """Another run holds the ledger lock while this one only reads (a dry run)."""
+
+
 class PermissionDenied(DatabaseAccessError):
     """The role lacks a privilege, or the database is read-only."""
 
 
-ROLLED_BACK = "the migration was rolled back; fix the file and run migrate again"
+ROLLED_BACK = "the migration was rolled back; fix the file and run inv migrate again"
 
 
 class MigrationFailed(ChainopsError):
@@ -148,17 +152,29 @@ class MigrationFailed(ChainopsError):
         column: int | None = None,
         sqlstate: str | None = None,
         hint: str | None = None,
+        detail: str | None = None,
         advice: str = ROLLED_BACK,
     ) -> None:
         self.path, self.server_message = path, server_message
         self.line, self.column, self.sqlstate, self.hint = line, column, sqlstate, hint
+        self.detail = detail
         where = path if line is None else f"{path}:{line}:{column or 1}"
-        text = f"{where}: {one_line(server_message)}"
-        if sqlstate:
-            text += f" (SQLSTATE {sqlstate})"
-        if hint:
-            text += f"; hint: {one_line(hint)}"
+        text = f"{where}: {server_error(server_message, sqlstate, detail, hint)}"
         super().__init__(f"{text}; {advice}")
+
+
+def server_error(
+    message: str, sqlstate: str | None, detail: str | None, hint: str | None
+) -> str:
+    """A server error as psql shows it, on one line: message, SQLSTATE, detail, hint."""
+    text = one_line(message)
+    if sqlstate:
+        text += f" (SQLSTATE {sqlstate})"
+    if detail:
+        text += f"; detail: {one_line(detail)}"
+    if hint:
+        text += f"; hint: {one_line(hint)}"
+    return text
 
 
 class Refused(ChainopsError):

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 
 from chainops import chain, plan, verify
 from chainops.config import Settings
+from chainops.errors import LedgerTampered, LockHeld, PartiallyApplied
 from chainops.model import (
     Applied,
     ApplyFile,
@@ -29,7 +30,7 @@ from chainops.results import ApplyResult
 from chainops.source import scan
 from chainops.store import ledger
 from chainops.store.connection import Conn, is_idle
-from chainops.store.lock import ledger_lock
+from chainops.store.lock import ledger_holder, ledger_lock
 from chainops.store.session import Applier
 
 Emit = Callable[[Event], None]
@@ -43,10 +44,12 @@ def migrate(
     options: Options,
     emit: Emit,
     before_apply: BeforeApply | None = None,
+    verified: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Verify the chain, then apply every pending file in order, each atomically.
 
-    `before_apply` runs under the lock once the pending files are known (backups).
+    `before_apply` runs under the lock once the pending files are known (backups);
+    `verified` once the chain has verified, so warnings never precede its refusal.
     """
     schema = settings.ledger_schema
     snapshot = ledger.read_snapshot(conn, schema)
@@ -58,13 +61,27 @@ def migrate(
         snapshot = ledger.read_snapshot(conn, schema)
     plan.refuse_old_format(snapshot)
     verify.raise_findings(verify.verify(snapshot, files))
+    if verified is not None:
+        verified()
     # Without the lock a 'running' row may be another run's live work: attempts
     # are judged, and events emitted, only under the lock (or for a dry run).
-    first = plan.plan_apply(snapshot, files, options, final=options.dry_run)
+    try:
+        first = plan.plan_apply(snapshot, files, options, final=options.dry_run)
+    except PartiallyApplied:
+        if holder := ledger_holder(conn, schema):
+            # A 'running' row under a held lock is another run's live work.
+            raise LockHeld(
+                f"the ledger is locked by pid {holder.pid} "
+                f"({holder.application_name}), another run applying migrations; "
+                "run the dry run again once it has finished"
+            ) from None
+        raise
     if options.dry_run:  # reads only: no lock, no ledger created
-        return ApplyResult((), snapshot.head, snapshot.height, plan.describe(first))
+        return ApplyResult(
+            (), snapshot.head, snapshot.height, plan.describe(first), _drift(snapshot)
+        )
     if not first.steps and not options.accept_drift:
-        return ApplyResult((), snapshot.head, snapshot.height)
+        return ApplyResult((), snapshot.head, snapshot.height, (), _drift(snapshot))
 
     with _locked(conn, settings, emit):
         if not snapshot.exists:
@@ -82,7 +99,7 @@ def migrate(
         for file, applied_path in steps.out_of_order:
             emit(OutOfOrderAllowed(file, applied_path))
         if not steps.steps and not options.accept_drift:
-            return ApplyResult((), snapshot.head, snapshot.height)
+            return ApplyResult((), snapshot.head, snapshot.height, (), _drift(snapshot))
         return _apply(
             conn, settings, snapshot, steps.steps, options, emit, before_apply
         )
@@ -111,18 +128,40 @@ def _apply(
     if steps and before_apply is not None:
         before_apply([step.file for step in steps])
     done: list[Applied] = []
+    current: ApplyFile | None = None
+    ledger_intact = True
     try:
         for step in steps:
+            current = step
             applied = apply_file(applier, step, blocks)
             blocks.append(applied.block)
             done.append(applied)
             emit(applied)
+        current = None
+    except LedgerTampered:
+        ledger_intact = False  # nothing more to record in a ledger that failed
+        raise
     finally:
         # An interrupt can leave a command in progress: then leave the
         # connection alone, or its error would replace the real one.
-        if len(blocks) > len(snapshot.blocks) and is_idle(conn):
-            drift.record(conn, settings.ledger_schema, len(blocks))
-    return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
+        if blocks and ledger_intact and is_idle(conn):
+            added = len(blocks) > len(snapshot.blocks)
+            # A file stopped midway changed the schema too: fingerprint that, or
+            # its own statements would read as drift until it is resumed.
+            if added or (current and _left_statements(conn, settings, current)):
+                drift.record(conn, settings.ledger_schema, len(blocks))
+    drifts = sum(1 for block in blocks if block.is_drift)
+    return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks), (), drifts)
+
+
+def _drift(snapshot: LedgerSnapshot) -> int:
+    return sum(1 for block in snapshot.blocks if block.is_drift)
+
+
+def _left_statements(conn: Conn, settings: Settings, step: ApplyFile) -> bool:
+    found = ledger.read_progress(conn, settings.ledger_schema, step.file.number)
+    done = step.attempt.statements_done if step.attempt else 0
+    return found is not None and found[1] > done
 
 
 def apply_file(applier: Applier, step: ApplyFile, blocks: Sequence[Block]) -> Applied:
@@ -155,6 +194,13 @@ def baseline(
 
     plan.plan_baseline(LedgerSnapshot(exists=False), files, through)
     with _locked(conn, settings, emit):
+        # Refused before the ledger is made, so a refusal leaves nothing behind.
+        plan.plan_baseline(
+            ledger.read_snapshot(conn, settings.ledger_schema),
+            files,
+            through,
+            has_tables=ledger.has_user_tables(conn, settings.ledger_schema),
+        )
         ledger.create(conn, settings.ledger_schema)
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         chosen = plan.plan_baseline(snapshot, files, through)

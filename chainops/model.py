@@ -79,6 +79,7 @@ class FindingKind(Text):
     SCHEMA = "schema"  # the live schema differs from the recorded fingerprint
     LOCK = "lock"  # a file or block differs from chain.lock
     UNLOCKED = "unlocked"  # a file or block chain.lock does not list
+    PARTIAL = "partial"  # a non-transactional file stopped midway
 
     @property
     def is_file(self) -> bool:

@@ -6,7 +6,7 @@ old ledger format, nothing to baseline). `execute` carries the steps out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from chainops.errors import (
     ConfigError,
@@ -32,6 +32,7 @@ from chainops.model import (
 )
 from chainops.results import Entry, Planned
 from chainops.source.directives import read_directives
+from chainops.verify import partly_applied
 
 
 def refuse_old_format(snapshot: LedgerSnapshot) -> None:
@@ -71,9 +72,17 @@ def plan_apply(
 
 
 def plan_baseline(
-    snapshot: LedgerSnapshot, files: Sequence[MigrationFile], through: int
+    snapshot: LedgerSnapshot,
+    files: Sequence[MigrationFile],
+    through: int,
+    *,
+    has_tables: bool = True,
 ) -> tuple[MigrationFile, ...]:
-    """The files up to #`through` to record as blocks, in a ledger that holds none."""
+    """The files up to #`through` to record as blocks, in a ledger that holds none.
+
+    Refuses a database without a single table of its own (`has_tables`): whatever
+    those files build is plainly not there, and migrate would blame them later.
+    """
     chosen = [f for f in files if f.number <= through]
     if not chosen:
         raise Refused(
@@ -84,6 +93,12 @@ def plan_baseline(
         raise Refused(
             f"the ledger already holds {len(snapshot.blocks)} blocks; baseline only "
             "adopts a database that chainops has never migrated"
+        )
+    if not has_tables:
+        raise Refused(
+            f"the database has no tables, so migrations up to #{through} are not in "
+            "place; check that DATABASE_URL names the database to adopt, or apply "
+            "them with migrate instead; nothing was recorded"
         )
     return tuple(chosen)
 
@@ -145,7 +160,25 @@ def entries(
                     error=attempt.error_message,
                 )
             )
-    return tuple(sorted(found, key=lambda e: (e.number, e.path)))
+    return tuple(sorted(found, key=_place(snapshot.blocks)))
+
+
+def _place(blocks: Sequence[Block]) -> Callable[[Entry], tuple[int, int, str]]:
+    """Sort by number, an accepted drift block right after the block it follows."""
+    after: dict[int, int] = {}
+    previous = 0
+    for block in blocks:
+        if block.is_drift:
+            after[block.number] = previous
+        else:
+            previous = block.number
+
+    def key(entry: Entry) -> tuple[int, int, str]:
+        if entry.number in after:
+            return (after[entry.number], 1, f"{-entry.number:09d}")
+        return (entry.number, 0, entry.path)
+
+    return key
 
 
 def find_pending(
@@ -193,26 +226,4 @@ def _partial_attempts(
 
 
 def _partly_applied(file: MigrationFile, attempt: Attempt) -> PartiallyApplied:
-    done, nxt = attempt.statements_done, attempt.statements_done + 1
-    total = f" of {attempt.statements_total}" if attempt.statements_total else ""
-    in_place = (
-        f"statements 1-{done}{total} are in place"
-        if done
-        else "no statement is in place"
-    )
-    if done and done == attempt.statements_total:
-        return PartiallyApplied(
-            f"{file.path} has all {done} statements in place but the run stopped "
-            "before recording its block; run migrate --resume to record it"
-        )
-    if attempt.status == Status.RUNNING:
-        what = (
-            f"statement {nxt} was running when the run stopped, check whether "
-            "it took effect (an INVALID index means it did not: drop it)"
-        )
-    else:
-        what = f"statement {nxt} failed: {attempt.error_message}"
-    return PartiallyApplied(
-        f"{file.path} was applied only partly: {in_place} and {what}; fix the cause, "
-        f"then run migrate --resume to continue at statement {nxt}"
-    )
+    return PartiallyApplied(partly_applied(file.path, attempt))

@@ -74,7 +74,7 @@ def event_line(event: Event, colour: bool = False) -> str:
         )
     if isinstance(event, DriftFound):
         lines = [
-            f"{_mark(PENDING, colour)} {event.drift.message()}; recorded as drift "
+            f"{_mark(OK, colour)} {event.drift.message()}; recorded as drift "
             f"block {event.block.height}, so the chain shows who changed what"
         ]
         lines += [f"  {change}" for change in event.drift.changes[1:]]
@@ -124,7 +124,7 @@ def plan_lines(
 def apply_summary(result: ApplyResult) -> str:
     head = f"chain head {short(result.head)} (block {result.height})"
     if not result.applied:
-        return f"Nothing to apply: {result.height} migrations applied, {head}"
+        return f"Nothing to apply: {result.migrations} migrations applied, {head}"
     ms = sum(a.duration_ms for a in result.applied)
     n = len(result.applied)
     return f"Applied {n} migration{'s' if n != 1 else ''} in {ms} ms; {head}"
@@ -318,6 +318,25 @@ def verify_json(report: VerifyReport) -> str:
 
 
 def error_lines(err: Exception, colour: bool = False) -> list[str]:
-    """Lines for a ChainopsError: its findings, if any, then the one-line error."""
-    found = finding_lines(err.findings, colour) if isinstance(err, DriftError) else []
-    return [*found, f"{_mark(BAD, colour)} {err}"]
+    """Lines for a ChainopsError: one problem, one message.
+
+    An error that names its first finding is not printed after the findings again:
+    a finding of one line is the error itself; otherwise the findings are followed
+    by how many there were and what happened (nothing was applied).
+    """
+    line = f"{_mark(BAD, colour)} {err}"
+    if not isinstance(err, DriftError) or not err.findings:
+        return [line]
+    found = [f for f in err.findings if isinstance(f, Finding)]
+    subject = found[0].message.partition("; ")[0] if found else None
+    if not subject or not str(err).startswith(subject):
+        return [*finding_lines(err.findings, colour), line]
+    detailed = (FindingKind.CHANGED, FindingKind.SCHEMA)
+    if len(err.findings) == 1 and found[0].kind not in detailed:
+        return [line]
+    n = len(err.findings)
+    outcome = str(err).rpartition("; ")[2]
+    return [
+        *finding_lines(err.findings, colour),
+        f"{n} problem{'s' if n != 1 else ''} found; {outcome}",
+    ]

@@ -27,6 +27,12 @@ class ApplyResult:
     head: str
     height: int
     planned: tuple[Planned, ...] = ()
+    drift_blocks: int = 0  # blocks of accepted drift, which are not migrations
+
+    @property
+    def migrations(self) -> int:
+        """Migrations in the chain: its blocks, less those of accepted drift."""
+        return self.height - self.drift_blocks
 
 
 @dataclass(frozen=True)

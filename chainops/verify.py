@@ -17,12 +17,14 @@ from chainops.errors import (
     AppliedFileMissing,
     DriftError,
     LedgerTampered,
+    PartiallyApplied,
     short,
     with_more,
 )
 from chainops.model import (
     GENESIS,
     LEDGER_TABLES,
+    Attempt,
     Block,
     Drift,
     Finding,
@@ -30,9 +32,11 @@ from chainops.model import (
     LedgerSnapshot,
     MigrationFile,
     Outcome,
+    Status,
 )
 from chainops.source.files import parse_name
 from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock
+from chainops.source.template import template_hash
 
 
 def verify(
@@ -44,6 +48,7 @@ def verify(
     drift: Drift | None = None,
     newer: frozenset[str] = frozenset(),
     anchor: Anchor | None = None,
+    partial: bool = False,
 ) -> list[Finding]:
     """Every problem with the chain, the applied files, chain.lock and the schema.
 
@@ -51,6 +56,7 @@ def verify(
     say) also holds the files to the lock. `newer`: paths of blocks another run
     appended after `files` was read; they are not reported missing. `anchor`:
     digests kept outside the database that the ledger must still contain.
+    `partial` reports files that stopped midway (migrate plans those itself).
     """
     strict = strict or snapshot.is_production
     findings = [
@@ -61,8 +67,12 @@ def verify(
     findings += verify_ledger(snapshot)
     if anchor is not None:
         findings += digest.check(anchor, snapshot)
-    if drift is not None:
+    stopped = verify_partial(snapshot, files) if partial else []
+    if drift is not None and not stopped:
+        # A partly applied file's statements in place change the schema too; they
+        # are that file's, not drift, until it is resumed and gets its block.
         findings += drift.findings()
+    findings += stopped
     if lock is not None:
         extra = verify_lock_ledger(lock, snapshot.blocks, files, strict)
         if strict:
@@ -86,9 +96,55 @@ def raise_findings(findings: Sequence[Finding]) -> None:
         FindingKind.CHANGED: AppliedFileChanged,
         FindingKind.MISSING: AppliedFileMissing,
         FindingKind.RENAMED: AppliedFileMissing,
+        FindingKind.PARTIAL: PartiallyApplied,
     }.get(first.kind, LedgerTampered)
     message = with_more(first.message, len(findings) - 1)
     raise cls(message + "; nothing was applied", tuple(findings))
+
+
+def verify_partial(
+    snapshot: LedgerSnapshot, files: Sequence[MigrationFile]
+) -> list[Finding]:
+    """Non-transactional files with statements in place but no block yet."""
+    applied = {b.number for b in snapshot.blocks}
+    paths = {f.number: f.path for f in files}
+    return [
+        Finding(
+            FindingKind.PARTIAL,
+            paths.get(a.number, a.path),
+            partly_applied(paths.get(a.number, a.path), a),
+        )
+        for a in snapshot.attempts
+        if a.number not in applied
+        and (a.status == Status.RUNNING or a.statements_done > 0)
+    ]
+
+
+def partly_applied(path: str, attempt: Attempt) -> str:
+    """What is in place of a file that stopped midway, and how to go on."""
+    done, nxt = attempt.statements_done, attempt.statements_done + 1
+    total = f" of {attempt.statements_total}" if attempt.statements_total else ""
+    in_place = (
+        f"statements 1-{done}{total} are in place"
+        if done
+        else "no statement is in place"
+    )
+    if done and done == attempt.statements_total:
+        return (
+            f"{path} has all {done} statements in place but the run stopped "
+            "before recording its block; run inv migrate --resume to record it"
+        )
+    if attempt.status == Status.RUNNING:
+        what = (
+            f"statement {nxt} was running when the run stopped, check whether "
+            "it took effect (an INVALID index means it did not: drop it)"
+        )
+    else:
+        what = f"statement {nxt} failed: {attempt.error_message}"
+    return (
+        f"{path} was applied only partly: {in_place} and {what}; fix the cause, "
+        f"then run inv migrate --resume to continue at statement {nxt}"
+    )
 
 
 def _tampered(message: str, path: str = "") -> Finding:
@@ -316,12 +372,21 @@ def verify_files(
     return findings
 
 
-def verify_lock(lock: Lock, files: Sequence[MigrationFile]) -> list[Finding]:
-    """Files not in the lock, differing from it, or listed in it but missing."""
+def verify_lock(
+    lock: Lock, files: Sequence[MigrationFile], *, created_ok: bool = False
+) -> list[Finding]:
+    """Files not in the lock, differing from it, or listed in it but missing.
+
+    `created_ok` (outside production): a file whose entry is still the untouched
+    template `create` locked is being written, the normal flow, not a problem.
+    """
     locked = lock.hashes()
     findings: list[Finding] = []
     for f in files:
         expected = locked.get(f.path)
+        changed = expected not in (None, f.sha256)
+        if created_ok and changed and template_hash(f.text) == expected:
+            continue
         if expected is None:
             findings.append(
                 Finding(

@@ -20,8 +20,10 @@ from chainops.config import Settings, read_dotenv
 if TYPE_CHECKING:
     from honcho.manager import Manager
 from chainops.errors import ConfigError, Refused
+from chainops.output import Guarded
 
 PROCFILE = "Procfile.dev"
+UNDER_DEV = "CHAINOPS_UNDER_DEV"  # set for the processes: optional ones stay up
 BASE_PORT = 5000  # honcho's: each process gets PORT, 100 more per Procfile line
 _HANGUP = 129  # 128 + SIGHUP, as a shell reports it
 
@@ -81,6 +83,7 @@ def environment(
     env["CHAINOPS_MIGRATIONS_DIR"] = str(settings.migrations_dir)
     env["CHAINOPS_LEDGER_SCHEMA"] = settings.ledger_schema
     env["CHAINOPS_ENV"] = settings.environment
+    env[UNDER_DEV] = "1"
     env.setdefault("PYTHONUNBUFFERED", "1")  # lines reach honcho as they are printed
     tools = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([tools, env.get("PATH", os.defpath)])
@@ -97,12 +100,21 @@ def run(processes: Mapping[str, str], env: Mapping[str, str], cwd: Path) -> int:
     from honcho.manager import KILL_WAIT, Manager
     from honcho.printer import Message, Printer
 
-    printer = Printer(sys.stdout, colour=not env.get("NO_COLOR"))
+    # honcho prints from its signal handlers too; an output that went away (a
+    # closed terminal, `| tee` ended by the same Ctrl-C) must not stop its loop
+    # before it has stopped the processes.
+    port = env.get("PORT") or str(BASE_PORT)
+    if not port.isdigit():
+        raise ConfigError(f"PORT={port!r} is not a port number; use 1 to 65535")
+    printer = Printer(Guarded(sys.stdout), colour=not env.get("NO_COLOR"))
     manager = Manager(printer)
-    for params in expand_processes(dict(processes), env=dict(env), port=BASE_PORT):
+    for params in expand_processes(dict(processes), env=dict(env), port=int(port)):
         manager.add_process(params.name, params.cmd, env=params.env, cwd=str(cwd))
+    parent = os.getpid()
 
     def hang_up(signum: int, frame: object) -> None:
+        if os.getpid() != parent:
+            return  # honcho's forked readers inherit this; they end with their process
         if manager.returncode is None:
             manager.returncode = _HANGUP
         manager.terminate()
@@ -111,15 +123,20 @@ def run(processes: Mapping[str, str], env: Mapping[str, str], cwd: Path) -> int:
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     if hasattr(signal, "SIGHUP"):  # POSIX: the terminal closed
         saved[signal.SIGHUP] = signal.signal(signal.SIGHUP, hang_up)
+    finished = False
     try:
         manager.loop()
+        finished = True
+    finally:
         # honcho waits for the shells only; a command's own process may still be
-        # shutting down (or hang), and must not outlive inv dev.
+        # shutting down (or hang), and must not outlive inv dev, nor may any
+        # process when honcho's loop itself failed.
         groups = process_groups(manager)
+        if not finished:
+            _signal_groups(list(groups), signal.SIGTERM)
         for group in _reap(list(groups), time.monotonic() + KILL_WAIT):
             text = f"{groups[group]} left processes running; sent them SIGKILL\n"
             printer.write(Message("line", text, datetime.now(), "system", None))
-    finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
     code = int(manager.returncode or 0)
@@ -136,15 +153,19 @@ def process_groups(manager: Manager) -> dict[int, str]:
     return {p["pid"]: name for name, p in table.items() if "pid" in p}
 
 
+def _signal_groups(groups: list[int], signum: int) -> None:
+    for group in groups:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+
+
 def _reap(groups: list[int], deadline: float) -> list[int]:
     """Wait for the process groups to empty; SIGKILL those left at the deadline."""
     while (groups := [g for g in groups if _has_members(g)]) and (
         time.monotonic() < deadline
     ):
         time.sleep(0.05)
-    for group in groups:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
+    _signal_groups(groups, signal.SIGKILL)
     return groups
 
 

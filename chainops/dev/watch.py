@@ -167,7 +167,7 @@ class Watcher:
                 f"migrations folder {folder} does not exist; create it or set "
                 "CHAINOPS_MIGRATIONS_DIR"
             )
-        self._settings, self._say = settings, say
+        self._settings, self._out = settings, say
         self._target = api.target(settings)
         self._label = (
             str(folder.relative_to(settings.project_root))
@@ -252,8 +252,8 @@ class Watcher:
             raise
         except MigrationFailed as err:
             self._decider.failed(err.path)
+            # One line: what failed, and that saving the file applies it again.
             self._say(f"✗ {err}")
-            self._say(f"○ {err.path} is applied again when you save it")
         except ChainopsError as err:
             self._print(self._decider.error(err))
 
@@ -309,6 +309,10 @@ class Watcher:
             )
         else:
             self._say(report.event_line(event))
+
+    def _say(self, line: str) -> None:
+        # The watcher applies on save: "run migrate again" reads "save it again".
+        self._out(line.replace("run inv migrate again", "save the file again"))
 
     def _print(self, lines: Sequence[str]) -> None:
         for line in lines:

@@ -347,4 +347,6 @@ def _explain(
     message = one_line(str(err.args[0]))  # the token quoted may span lines
     if len(message) > 120:
         message = message[:117] + "..."
-    return MigrationFileError(f"{where}: {message}; fix the SQL and save again")
+    return MigrationFileError(
+        f"{where}: {message}; fix the SQL and run inv migrate again"
+    )

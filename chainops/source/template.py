@@ -5,6 +5,7 @@ Writes one new file and nothing else; never touches a database.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from datetime import datetime, timezone
@@ -28,6 +29,19 @@ TEMPLATE = """\
 
 -- Your SQL here
 """
+_HEADER = re.compile(r"-- Migration: [^\n]*\n-- Date: [^\n]*\n-- Description: [^\n]*\n")
+_BODY = TEMPLATE.split("{description}\n", 1)[1]
+
+
+def template_hash(text: str) -> str | None:
+    """The content hash of the template `create` wrote for a file that starts with
+    its header, or None: lets a lock entry of the untouched template be known."""
+    header = _HEADER.match(text)
+    if header is None:
+        return None
+    return hashlib.sha256((header.group(0) + _BODY).encode("utf-8")).hexdigest()
+
+
 _NAME_LIMIT = 100  # keeps NNN-name.sql well below the 255-byte file-name limit
 
 

@@ -1,4 +1,5 @@
-"""pg_dump: backups before migrations are applied, and `migrations/schema.sql`.
+"""pg_dump and pg_restore: backups before migrations are applied, restoring one, and
+`migrations/schema.sql`.
 
 The password reaches pg_dump through its environment, never its command line.
 schema.sql is pg_dump's schema-only output normalised for code review: it changes only
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from datetime import datetime, timezone
@@ -34,27 +36,62 @@ def _major(pg_dump: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def find_pg_dump(server_major: int) -> Path:
-    """The system pg_dump if it is as new as the server, else the embedded wheel's."""
-    candidates: list[Path] = []
-    system = shutil.which("pg_dump")
+def _candidates(program: str) -> list[tuple[Path, int | None]]:
+    """The system's program and the embedded wheel's, with their major versions."""
+    paths: list[Path] = []
+    system = shutil.which(program)
     if system:
-        candidates.append(Path(system))
+        paths.append(Path(system))
     try:
         from chainops.store import server
 
-        candidates.append(server.pg_bin("pg_dump"))
+        paths.append(server.pg_bin(program))
     except ConfigError:
         pass
-    found = [(path, _major(path)) for path in candidates]
+    return [(path, _major(path)) for path in paths]
+
+
+def _found(candidates: list[tuple[Path, int | None]]) -> str:
+    return ", ".join(f"{p} ({m or '?'})" for p, m in candidates) or "none"
+
+
+def find_pg_dump(server_major: int) -> Path:
+    """The system pg_dump if it is as new as the server, else the embedded wheel's."""
+    found = _candidates("pg_dump")
     for path, major in found:
         if major is not None and major >= server_major:
             return path
-    have = ", ".join(f"{p} ({m or '?'})" for p, m in found) or "none"
     raise ConfigError(
         f"pg_dump {server_major} or newer is needed to back up this server "
-        f"(found: {have}); install it, or pass --no-backup to migrate without a backup"
+        f"(found: {_found(found)}); install it, or pass --no-backup to migrate "
+        "without a backup"
     )
+
+
+def find_pg_restore(backup: Path, server_major: int) -> Path:
+    """A pg_restore that reads the backup, the oldest of those as new as the server.
+
+    An archive is readable only by a pg_restore at least as new as the pg_dump that
+    wrote it; a newer pg_restore sends settings an older server rejects
+    (`transaction_timeout` from 17 on), so the closest version wins.
+    """
+    found = _candidates("pg_restore")
+    readable = [(p, m) for p, m in found if m is not None and _reads(p, backup)]
+    if not readable:
+        raise ConfigError(
+            f"{backup} cannot be read by any pg_restore here (found: "
+            f"{_found(found)}); check that it is a chainops backup, or install a "
+            "pg_restore as new as the pg_dump that wrote it"
+        )
+    fitting = [(p, m) for p, m in readable if m is not None and m >= server_major]
+    return min(fitting or readable, key=lambda pm: pm[1] or 0)[0]
+
+
+def _reads(pg_restore: Path, backup: Path) -> bool:
+    done = subprocess.run(
+        [str(pg_restore), "--list", str(backup)], capture_output=True, check=False
+    )
+    return done.returncode == 0
 
 
 def _pg_dump_env(conninfo: str) -> tuple[str, dict[str, str]]:
@@ -119,7 +156,27 @@ def _prune(folder: Path, safe_db: str, keep: int) -> None:
 
 def restore_command(path: Path) -> str:
     """How to restore a backup into the database it came from."""
-    return f'pg_restore --clean --if-exists --no-owner --dbname "$DATABASE_URL" {path}'
+    return f"inv db.restore {shlex.quote(str(path))}"
+
+
+def restore(conninfo: str, backup: Path, server_major: int, where: str) -> None:
+    """Restore a custom-format backup over the database, in one transaction.
+
+    `--clean --if-exists` drops and recreates what the backup holds; objects created
+    after it was taken stay (verify reports them as drift).
+    """
+    pg_restore = find_pg_restore(backup, server_major)
+    dsn, env = _pg_dump_env(conninfo)
+    argv = [str(pg_restore), "--clean", "--if-exists", "--no-owner"]
+    argv += ["--single-transaction", f"--dbname={dsn}", str(backup)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        reason = _reason(done.stderr, done.returncode, conninfo)
+        reason = reason.removeprefix("pg_restore: error: ")
+        raise DatabaseAccessError(
+            f"pg_restore could not restore {backup.name} into {where}: {reason}; "
+            "nothing was restored (it runs in one transaction), fix the cause"
+        )
 
 
 HEADER = "-- The schema the migrations build; written by inv db.schema, do not edit.\n"

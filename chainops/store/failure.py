@@ -21,6 +21,7 @@ from chainops.store.writer import READ_BACK_FAILED
 
 _LOCK_NOT_AVAILABLE = "55P03"
 _UNDEFINED_TABLE = "42P01"
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 def locate_error(
@@ -73,6 +74,41 @@ def ledger_write_failed(err: psycopg.Error, file: MigrationFile) -> ChainopsErro
     )
 
 
+def place_by_statement(
+    conn: Conn, file: MigrationFile, prefix: bytes, sqlstate: str | None
+) -> tuple[int, int] | None:
+    """Where in the file a transactional failure without a position happened.
+
+    The server does not say which statement of a multi-statement message failed, so
+    only after a failure the file is split and sent again one statement at a time in
+    a transaction that is always rolled back; the statement that fails with the same
+    SQLSTATE is the one. None when the file cannot be split or the error moved.
+    """
+    from chainops.source import statements  # pglast, only after a failure
+
+    try:
+        found = statements.plan_migration(file.text, file.path).statements
+    except ChainopsError:
+        return None
+    if len(found) <= 1:
+        return (found[0].line, found[0].column) if found else None
+    conn.execute(b"BEGIN;" + prefix)
+    try:
+        for statement in found:
+            try:
+                conn.execute(statement.text.encode("utf-8"))
+            except psycopg.Error as err:
+                if err.diag.sqlstate != sqlstate:
+                    return None
+                position = err.diag.statement_position
+                offset = statement.offset + (int(position) - 1 if position else 0)
+                return locate(file.text, offset)
+    finally:
+        if not conn.broken and conn.info.transaction_status != _IDLE:
+            conn.execute("ROLLBACK")
+    return None
+
+
 def hint_for(sqlstate: str | None, hint: str | None) -> str | None:
     """The server's hint, or chainops' own where it knows better."""
     if sqlstate == _LOCK_NOT_AVAILABLE:
@@ -89,16 +125,16 @@ def advice(mode: str, done: int, broken: bool) -> str:
     if broken:
         return (
             "the connection was lost and the server rolled back the open "
-            "transaction; run migrate again"
+            "transaction; run inv migrate again"
         )
     if mode == Mode.TRANSACTION:
         return ROLLED_BACK
     if done:
         return (
             f"statements 1-{done} are in place; fix the cause and run "
-            f"migrate --resume to continue at statement {done + 1}"
+            f"inv migrate --resume to continue at statement {done + 1}"
         )
-    return "no statement is in place; fix the file and run migrate again"
+    return "no statement is in place; fix the file and run inv migrate again"
 
 
 def interrupted(
@@ -114,7 +150,7 @@ def interrupted(
     except (psycopg.Error, KeyboardInterrupt):
         return Interrupted(
             f"interrupted while applying {file.path}; what is in place could not "
-            "be read back, run migrate.status to see"
+            "be read back, run inv migrate.status to see"
         )
     if found is None or (transactional and found[0] != Status.COMPLETED):
         return Interrupted(
@@ -124,10 +160,10 @@ def interrupted(
     if status == Status.COMPLETED:
         return Interrupted(
             f"interrupted just after {file.path} was applied; "
-            "run migrate again to apply the rest"
+            "run inv migrate again to apply the rest"
         )
     in_place = f"statements 1-{done} are" if done else "nothing is"
     return Interrupted(
         f"interrupted while applying {file.path}; {in_place} in place, "
-        "run migrate --resume to continue"
+        "run inv migrate --resume to continue"
     )

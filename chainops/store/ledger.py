@@ -346,3 +346,17 @@ def read_identity(conn: Conn, schema: str) -> Identity:
     row = conn.execute(_IDENTITY).fetchone()
     database, system = row if row else ("?", None)
     return Identity(str(database), schema, None if system is None else str(system))
+
+
+_HAS_TABLES = (
+    "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n"
+    " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+    " AND left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'"
+    " AND NOT (n.nspname = %s AND c.relname = ANY(%s)))"
+)
+
+
+def has_user_tables(conn: Conn, schema: str) -> bool:
+    """Whether the database holds a table or view besides the ledger's own."""
+    row = conn.execute(_HAS_TABLES, (schema, list(TABLES))).fetchone()
+    return bool(row and row[0])

@@ -53,6 +53,11 @@ def find_holder(conn: Conn, key: int) -> LockHolder | None:
     )
 
 
+def ledger_holder(conn: Conn, schema: str) -> LockHolder | None:
+    """Who holds the ledger's lock now, if anyone."""
+    return find_holder(conn, lock_key(conn.info.dbname, schema, TABLE))
+
+
 def acquire_lock(
     conn: Conn,
     key: int,

@@ -38,7 +38,7 @@ _HAS_TABLES = (
 def refuse_locally(settings: Settings) -> None:
     if settings.is_production:
         raise Refused(
-            "CHAINOPS_ENV is production; db.reset-dev never runs in production, "
+            "CHAINOPS_ENV is production; inv db.reset-dev never runs in production, "
             "nothing was dropped"
         )
 
@@ -66,14 +66,14 @@ def _check_marker(state: LedgerSnapshot, schema: str, where: str) -> None:
     if environment is not None and environment not in RESETTABLE:
         raise Refused(
             f"{where} is marked as a {environment} database (the ledger in schema "
-            f"{schema}); reset-dev only resets development and test databases, "
+            f"{schema}); inv db.reset-dev only resets development and test databases, "
             "nothing was dropped"
         )
     if environment is None and (state.blocks or state.history or state.guards):
         raise Refused(
             f"{where} has a ledger in schema {schema} that holds blocks but no "
             "environment marker, so it may not be a development database and its "
-            "ledger was tampered with; nothing was dropped, run migrate.verify"
+            "ledger was tampered with; nothing was dropped, run inv migrate.verify"
         )
 
 

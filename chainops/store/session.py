@@ -23,6 +23,7 @@ from chainops.errors import (
     Interrupted,
     MigrationFailed,
     MigrationFileError,
+    server_error,
 )
 from chainops.model import (
     Applied,
@@ -36,7 +37,7 @@ from chainops.model import (
 )
 from chainops.source.files import HASH_ALGORITHM
 from chainops.store import failure, ledger
-from chainops.store.connection import Conn, session_reset
+from chainops.store.connection import Conn, is_idle, session_reset
 from chainops.store.writer import Row, Writer
 
 if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
@@ -207,7 +208,7 @@ class Applier:
         except psycopg.Error as err:
             self._rollback_open_transaction()
             raise self._failed(
-                file, started, t0, err, Mode.TRANSACTION, 0, None, base
+                file, started, t0, err, Mode.TRANSACTION, 0, None, base, prefix=prefix
             ) from err
         ms = round((time.perf_counter() - t0) * 1000)
         return Applied(file, replace(block, duration_ms=ms), ms)
@@ -344,8 +345,13 @@ class Applier:
         total: int | None,
         base: int | None = 0,
         done_texts: Sequence[str] = (),
+        prefix: bytes | None = None,
     ) -> ChainopsError:
-        """Record the failed attempt outside the chain and build the user's error."""
+        """Record the failed attempt outside the chain and build the user's error.
+
+        A transactional file's failure without a position is placed only now, by
+        `failure.place_by_statement`: the happy path never splits the file.
+        """
         if base is None:  # the ledger write failed, not the file
             return failure.ledger_write_failed(err, file)
         diag = err.diag
@@ -353,22 +359,31 @@ class Applier:
         line, column = failure.locate_error(
             file.text, diag.statement_position, base, mode
         )
-        if not self.conn.broken:
-            sqlstate = diag.sqlstate
-            try:
-                self._record_failure(file, started, t0, mode, message, line,
-                                     sqlstate, done, total, done_texts)  # fmt: skip
-            except psycopg.Error as record_err:  # the ledger itself is gone or guarded
-                return failure.ledger_write_failed(record_err, file)
-        return MigrationFailed(
+        if line is None and base is not None and prefix is not None:
+            placed = None
+            if is_idle(self.conn):  # rolled back, and the connection still open
+                placed = failure.place_by_statement(
+                    self.conn, file, prefix, diag.sqlstate
+                )
+            line, column = placed or (None, None)
+        hint = failure.hint_for(diag.sqlstate, diag.message_hint)
+        error = MigrationFailed(
             file.path,
             message,
             line=line,
             column=column,
             sqlstate=diag.sqlstate,
-            hint=failure.hint_for(diag.sqlstate, diag.message_hint),
+            hint=hint,
+            detail=diag.message_detail,
             advice=failure.advice(mode, done, self.conn.broken),
         )
+        if not self.conn.broken:
+            try:
+                self._record_failure(file, started, t0, mode, error, done, total,
+                                     done_texts)  # fmt: skip
+            except psycopg.Error as record_err:  # the ledger itself is gone or guarded
+                return failure.ledger_write_failed(record_err, file)
+        return error
 
     def _record_failure(
         self,
@@ -376,21 +391,25 @@ class Applier:
         started: datetime,
         t0: float,
         mode: str,
-        message: str,
-        line: int | None,
-        sqlstate: str | None,
+        error: MigrationFailed,
         done: int,
         total: int | None,
         done_texts: Sequence[str],
     ) -> None:
-        """The failed attempt: a ledger row outside the chain, and a history row."""
+        """The failed attempt: a ledger row outside the chain, and a history row.
+
+        It keeps what the user was told: line and column, SQLSTATE, detail, hint.
+        """
         ms = round((time.perf_counter() - t0) * 1000)
-        where = f" at line {line}" if line else ""
+        where = f" at line {error.line}:{error.column or 1}" if error.line else ""
+        text = server_error(
+            f"{error.server_message}{where}", error.sqlstate, error.detail, error.hint
+        )
         self.conn.execute(
             self._writer.write(
                 self._row(file, started, mode, ms),
                 status=Status.FAILED,
-                error=f"{message}{where} (SQLSTATE {sqlstate})",
+                error=text,
                 statements_done=done,
                 statements_total=total,
                 progress_hash=progress_hash(done_texts) if total else None,

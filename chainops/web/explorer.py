@@ -6,6 +6,7 @@ Standard library HTTP server only; it reads through `api.status` and never write
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
 import logging
@@ -267,9 +268,22 @@ def parse_port(value: str | None) -> int:
     return int(value)
 
 
+def listen(settings: Settings, port: int) -> ExplorerServer:
+    """A server on `port`, or on a free port when another program holds `port`."""
+    try:
+        return ExplorerServer(settings, port)
+    except ConfigError as err:
+        cause = err.__cause__
+        if port == 0 or not isinstance(cause, OSError):
+            raise
+        if cause.errno != errno.EADDRINUSE:
+            raise
+        return ExplorerServer(settings, 0)
+
+
 def serve(settings: Settings, port: int, on_ready: Callable[[str], None]) -> None:
-    """Serve until interrupted."""
-    server = ExplorerServer(settings, port)
+    """Serve until interrupted, on a free port when `port` is taken."""
+    server = listen(settings, port)
     try:
         on_ready(server.url)
         server.serve_forever()

@@ -71,7 +71,7 @@ def test_files_only_fails_on_hand_edit_and_lock_repairs_hand_added_file(project)
     missing.rename(project.root / "chain.lock.bak")
     no_lock = run(project, "verify", "--files-only", env=NO_DATABASE)
     assert no_lock.returncode == 2
-    assert "run inv migrate.lock to create it" in one_error_line(no_lock)
+    assert "run chainops lock to create it" in one_error_line(no_lock)
     (project.root / "chain.lock.bak").rename(missing)
 
     edited = project.migrations / "001-schema/001-a.sql"
@@ -213,3 +213,30 @@ def test_two_branches_adding_migrations_conflict_in_chain_lock(
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--no-edit")
     assert git(repo, "status", "--porcelain").stdout == ""
+
+
+def test_create_then_write_sql_applies_quietly_outside_production(project):
+    created = run(project, "create", "--name", "add-orders", "--type", "schema")
+    assert created.returncode == 0, created.stderr
+    path = project.root / created.stdout.strip()
+    template = path.read_text()
+    path.write_text(
+        template.replace("-- Your SQL here", "CREATE TABLE orders (id int);")
+    )
+
+    applied = run(project, "migrate")
+
+    assert applied.returncode == 0, applied.stderr
+    assert "chain.lock" not in applied.stdout + applied.stderr
+    assert "✓ #1001 001-add-orders.sql" in applied.stdout
+
+
+def test_create_then_write_sql_is_refused_in_production_until_locked(project):
+    created = run(project, "create", "--name", "add-orders", "--type", "schema")
+    path = project.root / created.stdout.strip()
+    path.write_text(path.read_text() + "CREATE TABLE orders (id int);\n")
+
+    refused = run(project, "migrate", env={"CHAINOPS_ENV": "production"})
+
+    assert refused.returncode == 4
+    assert "differs from chain.lock" in refused.stderr

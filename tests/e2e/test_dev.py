@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -156,10 +157,12 @@ def start(project) -> Iterator[Callable[[str], Dev]]:
     """Start `inv dev` in the project with a Procfile.dev; stopped after the test."""
     started: list[Dev] = []
 
-    def run(procfile: str = PROCFILE, name: str = "Procfile.dev") -> Dev:
+    def run(procfile: str = PROCFILE, name: str = "Procfile.dev", **extra: str) -> Dev:
         (project.root / name).write_text(procfile)
         options = () if name == "Procfile.dev" else ("--procfile", name)
-        env = environment(DATABASE_URL=project.db_url)
+        env = environment(
+            DATABASE_URL=project.db_url, **{k.upper(): v for k, v in extra.items()}
+        )
         started.append(Dev(project.root, env, *options))
         return started[-1]
 
@@ -277,9 +280,8 @@ def fresh_clone() -> Iterator[Path]:
     shutil.copy(REPO / "pyproject.toml", root)
     shutil.copytree(REPO / "migrations", root / "migrations")
     procfile = (REPO / "Procfile.dev").read_text()
-    assert "--port 8765" in procfile
-    # Port 0: a free port, so the test never meets another explorer on 8765.
-    (root / "Procfile.dev").write_text(procfile.replace("--port 8765", "--port 0"))
+    assert "--port" not in procfile  # $PORT, or a free port when it is taken
+    (root / "Procfile.dev").write_text(procfile)
     try:
         yield root
     finally:
@@ -305,3 +307,86 @@ def test_dev_serves_explorer_on_embedded_database_when_nothing_configured(
     assert doc["ok"] is True
     assert "started the embedded PostgreSQL" in "\n".join(dev.lines)
     assert [name for name, pid in pids.items() if not gone(pid)] == []
+
+
+def test_dev_leaves_no_process_behind_when_terminal_hangs_up(start):
+    dev = start()
+    dev.ready()
+    pids = dev.pids()
+
+    # A closed terminal sends SIGHUP to the whole foreground process group.
+    assert dev.finish(signal.SIGHUP, group=True) == 129
+    assert [name for name, pid in pids.items() if not gone(pid)] == []
+
+
+def test_dev_leaves_no_process_behind_when_ctrl_c_also_ends_its_reader(project):
+    """`inv dev 2>&1 | tee log` and Ctrl-C: tee dies with the same signal, so every
+    line honcho prints while stopping meets a closed pipe."""
+    (project.root / "Procfile.dev").write_text(PROCFILE)
+    env = environment(DATABASE_URL=project.db_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "dev"],
+        cwd=project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+
+    def read_until_ready() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "○ watching migrations/" in line:
+                return
+
+    reader = threading.Thread(target=read_until_ready)
+    reader.start()
+    reader.join(TIMEOUT)
+    pids = {m.group(1): int(m.group(2)) for ln in lines if (m := STARTED.search(ln))}
+    try:
+        assert set(pids) == {"explorer.1", "migrations.1"}, lines
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader is gone
+
+        os.killpg(proc.pid, signal.SIGINT)
+
+        assert proc.wait(TIMEOUT) == 130
+        assert [name for name, pid in pids.items() if not gone(pid)] == []
+    finally:
+        for pid in [proc.pid, *pids.values()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        proc.wait(TIMEOUT)
+
+
+def test_dev_serves_explorer_on_free_port_when_port_is_taken(project, start):
+    """`PORT=N inv dev` with the repository's Procfile.dev, N held elsewhere."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        dev = start((REPO / "Procfile.dev").read_text(), port=str(taken))
+
+        url = dev.ready()
+        assert not url.endswith(f":{taken}/")
+        assert f"; port {taken} was taken" in "\n".join(dev.lines)
+        assert json.loads(fetch(url + "api/chain"))["ok"] is True
+        assert dev.finish(signal.SIGINT, group=True) == 130
+
+
+def test_dev_keeps_watcher_running_when_explorer_fails(project, start):
+    dev = start(
+        "explorer: chainops explorer --port 70000\nmigrations: chainops watch\n"
+    )
+    dev.wait_for(r"\| ○ watching migrations/")
+    dev.wait_for(r"explorer\.1 +\| ○ the explorer is off")
+
+    project.write({"001-schema/001-a.sql": TABLE_A})
+
+    dev.wait_for(r"\| ✓ applied #1001 001-a\.sql")
+    assert dev.proc.poll() is None
+    assert "PORT='70000' is not a port number" in "\n".join(dev.lines)
+    assert dev.finish(signal.SIGINT, group=True) == 130

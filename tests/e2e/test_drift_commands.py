@@ -25,3 +25,34 @@ def test_db_schema_writes_schema_file(project):
     result = run(project, "db.schema", tool="inv")
     assert result.returncode == 0, result.stderr
     assert "CREATE TABLE public.a" in (project.migrations / "schema.sql").read_text()
+
+
+def test_accept_drift_looks_like_success_and_keeps_its_place_in_status(project):
+    project.write(
+        {
+            "001-schema/001-a.sql": "CREATE TABLE a (id int PRIMARY KEY);\n",
+            "001-schema/002-b.sql": "CREATE TABLE b (id int PRIMARY KEY);\n",
+        }
+    )
+    assert run(project, "migrate").returncode == 0
+    project.query("ALTER TABLE a ADD COLUMN note text")
+    project.write({"001-schema/003-c.sql": "CREATE TABLE c (id int PRIMARY KEY);\n"})
+
+    accepted = run(project, "migrate", "--accept-drift")
+
+    assert accepted.returncode == 0, accepted.stderr
+    assert "✗" not in accepted.stdout + accepted.stderr
+    assert accepted.stdout.startswith("✓ the database schema drifted since block 2")
+    assert "; recorded as drift block 3, so the chain shows who changed what\n" in (
+        accepted.stdout
+    )
+    again = run(project, "migrate")
+    assert again.stdout.startswith("Nothing to apply: 3 migrations applied, ")
+    assert "(block 4)" in again.stdout
+    status = run(project, "status").stdout.splitlines()
+    assert [line.split()[1] for line in status[:-1]] == [
+        "#1001",
+        "#1002",
+        "#-3",
+        "#1003",
+    ]

@@ -221,7 +221,7 @@ def test_backup_written_before_applying_and_restores(project, pg_server):
     backed = [e for e in events if isinstance(e, api.BackedUp)]
     assert len(backed) == 1
     assert "before-1002" in backed[0].path
-    assert "pg_restore" in backed[0].restore
+    assert backed[0].restore == f"inv db.restore {backed[0].path}"
     path = project.root / backed[0].path
     assert path.stat().st_mode & 0o777 == 0o600  # it holds the data: owner only
     assert path.parent.stat().st_mode & 0o777 == 0o700
@@ -231,16 +231,8 @@ def test_backup_written_before_applying_and_restores(project, pg_server):
         db.drop_database(admin, restored)
         db.create_database(admin, restored)
     try:
-        pg_restore = backup.find_pg_dump(server_major(project)).with_name("pg_restore")
-        subprocess.run(
-            [
-                str(pg_restore),
-                "--no-owner",
-                f"--dbname={pg_server.url_for(restored)}",
-                str(path),
-            ],
-            check=True,
-            capture_output=True,
+        api.db_restore(
+            project.target_with(database_url=pg_server.url_for(restored)), path
         )
         with psycopg.connect(pg_server.url_for(restored)) as conn:
             assert conn.execute("SELECT id FROM a").fetchall() == [(42,)]

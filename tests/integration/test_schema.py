@@ -21,7 +21,7 @@ from chainops.store import dump as backup
 from chainops.store import dump as schema_dump
 from chainops.store import ledger, server
 from chainops.store.catalog_diff import diff
-from tests.fixtures.postgres import REPO, Server
+from tests.fixtures.postgres import Server, embedded_root
 
 LEDGER_TABLES = (ledger.TABLE, ledger.HISTORY, ledger.META)
 SYSTEM_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -261,15 +261,21 @@ def fresh_database(admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def other_server(pg_server: Server) -> str:
+def other_server(pg_server: Server) -> Iterator[str]:
     """The admin URL of the server the suite does not use: system and embedded swap.
 
     Both are present on developer machines and in CI; an unreachable one fails the
-    test rather than skipping it.
+    test rather than skipping it. An embedded server started here is stopped after.
     """
     if pg_server.source == "embedded":
-        return SYSTEM_SERVER
-    return server.ensure_running(REPO, dbname="postgres").conninfo
+        yield SYSTEM_SERVER
+        return
+    embedded = server.ensure_running(embedded_root(), dbname="postgres")
+    try:
+        yield embedded.conninfo
+    finally:
+        if embedded.started:
+            server.stop(embedded_root())
 
 
 # --- drift of every kind ------------------------------------------------------------

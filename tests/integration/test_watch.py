@@ -171,7 +171,7 @@ def test_watch_holds_syntax_error_then_applies_when_fixed(project, watching):
     project.write({"001-schema/001-a.sql": "CREATE TABLE a (;\n"})
 
     line = watching.starting("✗ 001-schema/001-a.sql:1:17: syntax error")
-    assert line.endswith("; fix the SQL and save again")
+    assert line.endswith("; fix the SQL and save the file again")
     assert project.query("SELECT to_regclass('blockchain_migrations')") == [(None,)]
 
     project.write({"001-schema/001-a.sql": TABLE_A})
@@ -334,3 +334,14 @@ def test_watch_honours_statement_timeout_directive_in_any_case(project, watching
 
     assert "statement timeout" in line
     assert attempts(project, "001-schema/001-slow.sql") == [("failed",)]
+
+
+def test_watch_tells_failed_file_in_one_line_that_says_to_save(project, watching):
+    project.write({"001-schema/001-a.sql": "SELECT nosuch FROM nowhere;\n"})
+
+    line = watching.starting("✗ 001-schema/001-a.sql:1:20: ")
+
+    assert line.endswith(
+        "the migration was rolled back; fix the file and save the file again"
+    )
+    assert not [ln for ln in watching.lines if "applied again when you save" in ln]

@@ -17,7 +17,7 @@ import chainops
 PACKAGE_DIR = Path(chainops.__file__).resolve().parent
 MAP = PACKAGE_DIR.parent / "docs" / "architecture.md"
 PACKAGE = "__init__"  # the package itself: __version__ and a lazy re-export of api
-MAY_PRINT = {"cli", "dev.watch"}
+MAY_PRINT = {"cli", "dev.watch", "output"}
 _ROW = re.compile(r"^\| `([\w.]+)` \|[^|]*\|([^|]*)\|$")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from chainops import model, report
 from chainops.chain import recompute
-from chainops.errors import AppliedFileChanged, LedgerTampered
+from chainops.errors import AppliedFileChanged, AppliedFileMissing, LedgerTampered
 from chainops.model import GENESIS, Block, Finding, MigrationFile
 from chainops.results import Entry, StatusReport, VerifyReport
 from chainops.source.files import HASH_ALGORITHM
@@ -378,7 +378,16 @@ def test_error_lines_list_findings_then_error_when_drift_error_carries_them():
 
     assert lines[0] == "✗ Hash mismatch for 001-schema/003-orders.sql"
     assert "  Expected: a1b2c3d4e5f6" in lines
-    assert lines[-1] == f"✗ {err}"
+    assert lines[-1] == "1 problem found; nothing was applied"
+
+
+def test_error_lines_print_one_line_finding_once_when_error_repeats_it():
+    finding = model.Finding(
+        model.FindingKind.MISSING, "001-schema/002-b.sql", "b is missing; restore it"
+    )
+    err = AppliedFileMissing(finding.message + "; nothing was applied", (finding,))
+
+    assert report.error_lines(err) == [f"✗ {err}"]
 
 
 def test_error_lines_return_one_line_when_error_has_no_findings():

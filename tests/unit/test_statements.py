@@ -318,7 +318,7 @@ def test_check_syntax_points_at_error_when_sql_is_invalid(sql, where, message):
     text = str(caught.value)
     assert text.startswith(f"{PATH}:{where}: ")
     assert message in text
-    assert text.endswith("; fix the SQL and save again")
+    assert text.endswith("; fix the SQL and run inv migrate again")
     assert "\n" not in text
     assert isinstance(caught.value.__cause__, ParseError)
 
@@ -327,7 +327,8 @@ def test_check_syntax_formats_message_when_token_is_wrong():
     with pytest.raises(MigrationFileError) as caught:
         check_syntax("SELECT 1;\nSELEC 2;", PATH)
     assert str(caught.value) == (
-        f'{PATH}:2:1: syntax error at or near "SELEC"; fix the SQL and save again'
+        f'{PATH}:2:1: syntax error at or near "SELEC"; '
+        "fix the SQL and run inv migrate again"
     )
 
 

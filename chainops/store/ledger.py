@@ -23,7 +23,7 @@ from chainops.model import (
     LedgerSnapshot,
     Status,
 )
-from chainops.store.connection import Conn
+from chainops.store.connection import Conn, is_idle
 
 TABLES = LEDGER_TABLES
 TABLE, HISTORY, META = TABLES
@@ -81,14 +81,24 @@ def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
         schema_name=sql.Literal(schema), tables=sql.Literal(list(TABLES))
     )
     rows = sql.SQL(_ROWS).format(**names(schema))
+    # One snapshot for all four reads: another run committing a block between
+    # them would otherwise show its history row without its block.
+    own = is_idle(conn)
+    parts = [guards, sql.SQL(";"), rows]
+    if own:
+        parts = [sql.SQL(_CONSISTENT), *parts, sql.SQL("; COMMIT")]
     try:
-        cursor = conn.execute(sql.Composed([guards, sql.SQL(";"), rows]))
+        cursor = conn.execute(sql.Composed(parts))
+        if own:
+            cursor.nextset()  # past BEGIN
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        _roll_back(conn)
         found = _partial(conn.execute(guards).fetchall())
         if found.tables == frozenset(TABLES) and tries > 1:
             return read_snapshot(conn, schema, tries - 1)  # created just now
         return found
     except psycopg.errors.UndefinedColumn:  # an older format: upgrade before reading
+        _roll_back(conn)
         version = _read_version(conn, schema)
         if version >= FORMAT_VERSION:
             raise  # not a shape chainops ever wrote
@@ -115,6 +125,15 @@ def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
         for n, p, h, o, by, host, at in cursor
     )
     return LedgerSnapshot(True, blocks, attempts, history, meta, tables, guarded)
+
+
+_CONSISTENT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+
+
+def _roll_back(conn: Conn) -> None:
+    """End the read's own transaction, which the failed statement aborted."""
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        conn.execute("ROLLBACK")
 
 
 def _guards(rows: list[tuple[object, ...]]) -> tuple[frozenset[str], tuple[str, ...]]:

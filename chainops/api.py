@@ -10,32 +10,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 from chainops import digest, execute, plan
 from chainops import verify as verifier
 from chainops.config import Settings, describe_database
-from chainops.errors import (
-    ChainopsError,
-    ConfigError,
-    DriftError,
-    MigrationFileError,
-    Refused,
-)
-from chainops.model import (
-    GENESIS,
+from chainops.errors import ChainopsError, ConfigError, DriftError, MigrationFileError
+from chainops.events import (
     BackedUp,
     EmbeddedStarted,
     Event,
+    LockStale,
+    SchemaFileWritten,
+)
+from chainops.model import (
+    GENESIS,
     Finding,
     FindingKind,
-    LockStale,
     MigrationFile,
     Options,
-    SchemaFileWritten,
     State,
     Target,
-    Waiting,
 )
 from chainops.results import (
     ApplyResult,
@@ -48,23 +44,23 @@ from chainops.source import lockfile
 from chainops.source.files import discover
 from chainops.store import connection, ledger
 from chainops.store.connection import Conn
-from chainops.store.lock import ledger_lock
 
 OnEvent = Callable[[Event], None]
 SCHEMA_FILE = "schema.sql"
 
 
-def _ignore(_event: Event) -> None:
-    pass
+def ignore_events(_event: Event) -> None:
+    """The default `on_event`: a caller that shows nothing."""
 
 
-def _session(where: Target, purpose: str) -> AbstractContextManager[Conn]:
+def open_session(where: Target, purpose: str) -> AbstractContextManager[Conn]:
+    """A connection to the target for one verb; server refusals become one line."""
     return connection.session(
         where.conninfo, where.description, purpose, where.settings.ledger_schema
     )
 
 
-def target(settings: Settings, on_event: OnEvent = _ignore) -> Target:
+def target(settings: Settings, on_event: OnEvent = ignore_events) -> Target:
     """DATABASE_URL, libpq's PG* variables, or the project-local embedded server."""
     if settings.database_url:
         url = settings.database_url
@@ -89,39 +85,6 @@ def target(settings: Settings, on_event: OnEvent = _ignore) -> Target:
     return Target(
         settings, embedded.conninfo, f"embedded PostgreSQL {embedded.version}"
     )
-
-
-def _embedded_only(settings: Settings, action: str) -> None:
-    if settings.database_url or settings.uses_libpq_env:
-        raise ConfigError(
-            f"DATABASE_URL is set, so there is no embedded server to {action}; "
-            "unset DATABASE_URL to use the embedded PostgreSQL"
-        )
-    if settings.is_production:
-        raise ConfigError(
-            "CHAINOPS_ENV is production, which never uses the embedded server; "
-            "set DATABASE_URL"
-        )
-
-
-def db_start(settings: Settings, on_event: OnEvent = _ignore) -> Target:
-    """Start the project-local embedded PostgreSQL (a no-op when it runs)."""
-    _embedded_only(settings, "start")
-    return target(settings, on_event)
-
-
-def db_stop(settings: Settings) -> bool:
-    """Stop the embedded PostgreSQL; False when it was not running."""
-    _embedded_only(settings, "stop")
-    from chainops.store import server
-
-    return server.stop(settings.project_root)
-
-
-def db_url(settings: Settings) -> str:
-    """A connection URL for psql or the app, starting the embedded server if needed."""
-    _embedded_only(settings, "describe")
-    return db_start(settings).conninfo
 
 
 def load_files(settings: Settings) -> list[MigrationFile]:
@@ -159,7 +122,7 @@ def apply(
     dry_run: bool = False,
     backup: bool | None = None,
     accept_drift: bool = False,
-    on_event: OnEvent = _ignore,
+    on_event: OnEvent = ignore_events,
     files: Sequence[MigrationFile] | None = None,
 ) -> ApplyResult:
     """Verify the chain and apply every pending migration.
@@ -174,7 +137,7 @@ def apply(
     _check_lock(settings, found, warnings.append)  # production refuses here
     options = Options(allow_out_of_order, resume, dry_run, accept_drift)
     want_backup = settings.is_production if backup is None else backup
-    with _session(where, "migrate") as conn:
+    with open_session(where, "migrate") as conn:
 
         def before_apply(pending: Sequence[MigrationFile]) -> None:
             if want_backup:
@@ -189,7 +152,7 @@ def apply(
             before_apply,
             # A stale lock is worth a warning only once the chain verified: an
             # edited applied file is then told once, as the refusal.
-            verified=lambda: _emit_all(warnings, on_event),
+            verified=partial(_emit_all, warnings, on_event),
         )
     schema_file = settings.migrations_dir / SCHEMA_FILE
     if (
@@ -243,48 +206,12 @@ def _backup(conn: Conn, where: Target, first: MigrationFile, on_event: OnEvent) 
     on_event(BackedUp(str(shown), dump.restore_command(shown)))
 
 
-def db_restore(
-    where: Target,
-    backup: Path,
-    *,
-    confirmed: bool = False,
-    on_event: OnEvent = _ignore,
-) -> None:
-    """Restore a backup over the database under the ledger lock.
-
-    Refused for a production database (by CHAINOPS_ENV or the database's own marker)
-    unless `confirmed`.
-    """
-    from chainops.store import dump
-
-    settings = where.settings
-    if not backup.is_file():
-        raise ConfigError(
-            f"{backup} does not exist; pass a backup file, e.g. from .chainops/backups"
-        )
-    with (
-        _session(where, "restore") as conn,
-        ledger_lock(
-            conn,
-            settings.ledger_schema,
-            settings.lock_timeout,
-            lambda holder: on_event(Waiting(holder)),
-        ),
-    ):
-        marked = ledger.read_snapshot(conn, settings.ledger_schema).environment
-        if not confirmed and "production" in (settings.environment, marked):
-            raise Refused(
-                f"{where.description} is a production database and restoring "
-                "replaces its contents; pass --yes to confirm, nothing was restored"
-            )
-        major = conn.info.server_version // 10000
-        dump.restore(where.conninfo, backup, major, where.description)
-
-
-def baseline(where: Target, through: int, on_event: OnEvent = _ignore) -> ApplyResult:
+def baseline(
+    where: Target, through: int, on_event: OnEvent = ignore_events
+) -> ApplyResult:
     """Adopt an existing database: record blocks up to #`through`, running nothing."""
     files = load_files(where.settings)
-    with _session(where, "baseline") as conn:
+    with open_session(where, "baseline") as conn:
         return execute.baseline(conn, where.settings, files, through, on_event)
 
 
@@ -293,13 +220,13 @@ def reset_dev(
     confirm: Callable[[str], bool],
     *,
     migrate: bool = False,
-    on_event: OnEvent = _ignore,
+    on_event: OnEvent = ignore_events,
 ) -> tuple[list[str], ApplyResult | None]:
     """Wipe a development database (refused in production), optionally re-migrate."""
     from chainops.store import reset
 
     reset.refuse_locally(where.settings)
-    with _session(where, "reset") as conn:
+    with open_session(where, "reset") as conn:
         dropped = reset.reset(conn, where.settings, where.description, confirm)
     return dropped, (apply(where, on_event=on_event) if migrate else None)
 
@@ -307,7 +234,7 @@ def reset_dev(
 def status(where: Target) -> StatusReport:
     """Every migration with its state, plus the chain head."""
     files = load_files(where.settings)
-    with _session(where, "status") as conn:
+    with open_session(where, "status") as conn:
         snapshot = ledger.read_snapshot(conn, where.settings.ledger_schema)
     plan.refuse_old_format(snapshot)
     findings = verifier.verify(snapshot, files)
@@ -344,7 +271,7 @@ def verify(where: Target, digest_file: Path | None = None) -> VerifyReport:
     files = load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
     digests = _read_digests(digest_file) if digest_file else None
-    with _session(where, "verify") as conn:
+    with open_session(where, "verify") as conn:
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         plan.refuse_old_format(snapshot)
         from chainops.store import drift
@@ -382,7 +309,7 @@ def digest_line(where: Target) -> str:
     settings = where.settings
     files = load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
-    with _session(where, "digest") as conn:
+    with open_session(where, "digest") as conn:
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         identity = ledger.read_identity(conn, settings.ledger_schema)
     plan.refuse_old_format(snapshot)

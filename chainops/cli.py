@@ -10,18 +10,17 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from chainops import __version__, errors
+from chainops import errors
 from chainops.commands import (
     BY_VERB,
     COMMANDS,
     FRONT_END,
-    Command,
-    Option,
-    options_of,
+    build_parser,
     parse_values,
     speak,
 )
@@ -29,7 +28,8 @@ from chainops.config import Settings, load_settings, password_of, redact
 from chainops.output import write_line
 
 if TYPE_CHECKING:
-    from chainops.model import Event, Target
+    from chainops.events import Event
+    from chainops.model import Target
 
 _terminated = False
 _front = "inv"  # which front end runs: messages name its commands
@@ -40,59 +40,6 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _terminated
     _terminated = True
     raise KeyboardInterrupt
-
-
-def _parser(verb: str | None = None) -> argparse.ArgumentParser:
-    """The command line; with `verb`, only that command's part, which saves the
-    milliseconds of building every other command's options on each run."""
-    parser = argparse.ArgumentParser(
-        prog="chainops",
-        description="Hash-chained, forward-only PostgreSQL migrations.",
-        epilog="Exit codes: "
-        + ", ".join(f"{v} {k}" for k, v in errors.EXIT_CODES.items()),
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"chainops {__version__}"
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    groups: dict[str, list[Command]] = {}
-    known = {command.verb.partition(" ")[0] for command in COMMANDS}
-    wanted = verb if verb in known else None
-    for command in COMMANDS:
-        name, _, action = command.verb.partition(" ")
-        if wanted is not None and name != wanted:
-            continue
-        if action:  # `db start`, `db restore FILE`: a sub-command with actions
-            groups.setdefault(name, []).append(command)
-            continue
-        _add_options(sub.add_parser(name, help=command.help), options_of(command))
-    for name, commands in groups.items():
-        names = [command.verb.partition(" ")[2] for command in commands]
-        group = sub.add_parser(name, help=f"{', '.join(names)}: see the README")
-        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
-        for action, command in zip(names, commands, strict=True):
-            parsed = actions.add_parser(action, help=command.help)
-            _add_options(parsed, options_of(command))
-    return parser
-
-
-def _add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
-    for option in options:
-        flag = f"--{option.flag}"
-        if option.positional:  # optional here: a missing one is chainops' error
-            parser.add_argument(option.name, nargs="?", metavar=option.metavar,
-                                help=option.help)  # fmt: skip
-        elif option.tristate:
-            parser.add_argument(
-                flag, dest=option.name, action=argparse.BooleanOptionalAction,
-                default=None, help=option.help,
-            )  # fmt: skip
-        elif option.kind is bool:
-            parser.add_argument(flag, dest=option.name, action="store_true",
-                                help=option.help)  # fmt: skip
-        else:
-            parser.add_argument(flag, dest=option.name, metavar=option.metavar,
-                                help=option.help)  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -108,8 +55,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _target(
     args: argparse.Namespace, show: Callable[[Event], None] | None = None
 ) -> Target:
-    """The database; starting the embedded one is told on stdout by commands that
-    report progress there (`show`), otherwise on stderr."""
+    """The database; an embedded start is told through `show`, else on stderr."""
     from chainops import api
 
     return api.target(_settings(args), on_event=show or _notice)
@@ -336,19 +282,18 @@ def cmd_explorer(args: argparse.Namespace) -> int:
 
 def _idle() -> int:
     """Wait for Ctrl-C or SIGTERM."""
-    try:
+    with suppress(KeyboardInterrupt):
         while True:
             signal.pause()
-    except KeyboardInterrupt:
-        return _stopped()
+    return _stopped()
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from chainops import api, report
+    from chainops import api, db_verbs, report
 
     settings = _settings(args)
     if args.action == "url":
-        _out(api.db_url(settings))
+        _out(db_verbs.db_url(settings))
     elif args.action == "schema":
         path = settings.migrations_dir / api.SCHEMA_FILE
         changed = api.db_schema(_target(args))
@@ -361,15 +306,15 @@ def cmd_db(args: argparse.Namespace) -> int:
             backup = settings.project_root / backup  # as the backup line prints it
         show = _shower(report.use_colour(sys.stdout))
         database = _target(args, show)
-        api.db_restore(database, backup, confirmed=args.yes, on_event=show)
+        db_verbs.db_restore(database, backup, confirmed=args.yes, on_event=show)
         _out(f"✓ restored {args.file} into {database.description}")
     elif args.action == "start":
-        database = api.db_start(settings, on_event=_notice)
+        database = db_verbs.db_start(settings, on_event=_notice)
         _out(
             f"✓ embedded PostgreSQL running: {database.description}; inv db.url "
             "prints how to connect"
         )
-    elif api.db_stop(settings):
+    elif db_verbs.db_stop(settings):
         _out("✓ embedded PostgreSQL stopped")
     else:
         _out("○ embedded PostgreSQL was not running")
@@ -393,10 +338,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dev": cmd_dev,
     "watch": cmd_watch,
     "explorer": cmd_explorer,
-    "db start": cmd_db,
-    "db stop": cmd_db,
-    "db url": cmd_db,
-    "db schema": cmd_db,
+    **{c.verb: cmd_db for c in COMMANDS if c.verb.startswith("db ")},
     "db restore": cmd_db,
     "baseline": cmd_baseline,
     "reset-dev": cmd_reset_dev,
@@ -411,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line and return its exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     first = next((a for a in args if not a.startswith("-")), None)
-    given = vars(_parser(first).parse_args(args))
+    given = vars(build_parser(first).parse_args(args))
     verb = given.pop("command")
     if "action" in given:
         verb = f"{verb} {given.pop('action')}"
@@ -442,7 +384,7 @@ def run_command(verb: str, given: dict[str, object], front: str = "inv") -> int:
         return code
     except KeyboardInterrupt:
         _err("✗ interrupted; nothing was left half-applied")
-        return errors.EXIT_TERMINATED if _terminated else errors.EXIT_INTERRUPTED
+        return _stopped()
     except Exception as err:
         if os.environ.get("CHAINOPS_DEBUG"):
             raise

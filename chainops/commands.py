@@ -7,11 +7,13 @@ in one place, so a bad value is the same one-line error (exit 2) from both.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chainops import __version__, errors
 from chainops.errors import ConfigError
 
 
@@ -299,3 +301,56 @@ def speak(text: str, front: str) -> str:
         return match.group(0) if verb is None else f"chainops {verb}"
 
     return _INV.sub(to_chainops, text)
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with `verb`, only that command's part, which saves the
+    milliseconds of building every other command's options on each run."""
+    parser = argparse.ArgumentParser(
+        prog="chainops",
+        description="Hash-chained, forward-only PostgreSQL migrations.",
+        epilog="Exit codes: "
+        + ", ".join(f"{v} {k}" for k, v in errors.EXIT_CODES.items()),
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"chainops {__version__}"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, list[Command]] = {}
+    known = {command.verb.partition(" ")[0] for command in COMMANDS}
+    wanted = verb if verb in known else None
+    for command in COMMANDS:
+        name, _, action = command.verb.partition(" ")
+        if wanted is not None and name != wanted:
+            continue
+        if action:  # `db start`, `db restore FILE`: a sub-command with actions
+            groups.setdefault(name, []).append(command)
+            continue
+        _add_options(sub.add_parser(name, help=command.help), options_of(command))
+    for name, commands in groups.items():
+        names = [command.verb.partition(" ")[2] for command in commands]
+        group = sub.add_parser(name, help=f"{', '.join(names)}: see the README")
+        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+        for action, command in zip(names, commands, strict=True):
+            parsed = actions.add_parser(action, help=command.help)
+            _add_options(parsed, options_of(command))
+    return parser
+
+
+def _add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
+    for option in options:
+        flag = f"--{option.flag}"
+        if option.positional:  # optional here: a missing one is chainops' error
+            parser.add_argument(option.name, nargs="?", metavar=option.metavar,
+                                help=option.help)  # fmt: skip
+        elif option.tristate:
+            parser.add_argument(
+                flag, dest=option.name, action=argparse.BooleanOptionalAction,
+                default=None, help=option.help,
+            )  # fmt: skip
+        elif option.kind is bool:
+            parser.add_argument(flag, dest=option.name, action="store_true",
+                                help=option.help)  # fmt: skip
+        else:
+            parser.add_argument(flag, dest=option.name, metavar=option.metavar,
+                                help=option.help)  # fmt: skip

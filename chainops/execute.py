@@ -14,18 +14,8 @@ from contextlib import AbstractContextManager
 from chainops import chain, plan, verify
 from chainops.config import Settings
 from chainops.errors import LedgerTampered, LockHeld, PartiallyApplied
-from chainops.model import (
-    Applied,
-    ApplyFile,
-    Block,
-    DriftFound,
-    Event,
-    LedgerSnapshot,
-    MigrationFile,
-    Options,
-    OutOfOrderAllowed,
-    Waiting,
-)
+from chainops.events import Applied, DriftFound, Event, OutOfOrderAllowed, Waiting
+from chainops.model import ApplyFile, Block, LedgerSnapshot, MigrationFile, Options
 from chainops.results import ApplyResult
 from chainops.source import scan
 from chainops.store import ledger

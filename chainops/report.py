@@ -10,20 +10,17 @@ from typing import IO, Any
 
 from chainops.chain import format_time
 from chainops.errors import DriftError, short, with_more
-from chainops.model import (
+from chainops.events import (
     Applied,
     BackedUp,
     DriftFound,
     Event,
-    Finding,
-    FindingKind,
     LockStale,
-    Mode,
     OutOfOrderAllowed,
     SchemaFileWritten,
-    State,
     Waiting,
 )
+from chainops.model import Finding, FindingKind, Mode, State
 from chainops.results import (
     ApplyResult,
     Entry,

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from chainops.model import Applied, Block, Finding, MigrationFile, State
+from chainops.events import Applied
+from chainops.model import Block, Finding, MigrationFile, State
 
 
 @dataclass(frozen=True)

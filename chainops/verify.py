@@ -6,11 +6,9 @@ Returns findings; `raise_findings` turns them into the error that stops a run.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 
 from chainops import chain, digest
-from chainops.config import ENVIRONMENTS
 from chainops.digest import Anchor
 from chainops.errors import (
     AppliedFileChanged,
@@ -21,9 +19,9 @@ from chainops.errors import (
     short,
     with_more,
 )
+from chainops.ledger_shape import verify_ledger
 from chainops.model import (
     GENESIS,
-    LEDGER_TABLES,
     Attempt,
     Block,
     Drift,
@@ -31,7 +29,6 @@ from chainops.model import (
     FindingKind,
     LedgerSnapshot,
     MigrationFile,
-    Outcome,
     Status,
 )
 from chainops.source.files import parse_name
@@ -145,120 +142,6 @@ def partly_applied(path: str, attempt: Attempt) -> str:
         f"{path} was applied only partly: {in_place} and {what}; fix the cause, "
         f"then run inv migrate --resume to continue at statement {nxt}"
     )
-
-
-def _tampered(message: str, path: str = "") -> Finding:
-    return Finding(FindingKind.TAMPERED, path, message)
-
-
-_RESTORE = "restore the ledger from a backup"
-
-
-def verify_ledger(snapshot: LedgerSnapshot) -> list[Finding]:
-    """The ledger's own shape: its three tables, no guards on them, its meta rows,
-    history that agrees with the blocks both ways, drift details that recompute."""
-    if not snapshot.exists:
-        return []
-    missing = [t for t in LEDGER_TABLES if t not in snapshot.tables]
-    if missing:
-        present = ", ".join(sorted(snapshot.tables))
-        return [
-            _tampered(
-                f"the ledger: {', '.join(missing)} is missing while {present} "
-                f"remains; it was dropped or renamed, {_RESTORE}"
-            )
-        ]
-    findings = [
-        _tampered(
-            f"the ledger: {guard} was not created by chainops and can hide or rewrite "
-            f"ledger writes; remove it and verify again"
-        )
-        for guard in snapshot.guards
-    ]
-    if snapshot.format_version is None:
-        findings.append(
-            _tampered(
-                f"the ledger: its format_version row is missing or altered; {_RESTORE}"
-            )
-        )
-    if snapshot.blocks and snapshot.environment not in ENVIRONMENTS:
-        findings.append(
-            _tampered(
-                "the ledger: its environment marker is missing or altered "
-                f"({snapshot.environment or 'none'}) though it holds blocks; "
-                f"{_RESTORE}"
-            )
-        )
-    findings += _verify_stored_columns(snapshot)
-    return findings + _verify_history(snapshot) + _verify_drift_details(snapshot)
-
-
-def _verify_stored_columns(snapshot: LedgerSnapshot) -> list[Finding]:
-    """The columns beside a block's hash hold what chainops writes: its file name,
-    no error, and differences only on a drift block."""
-    return [
-        _tampered(
-            f"the ledger: block {b.height} ({b.path}) has columns chainops never "
-            f"writes for a block (file name, error or differences); {_RESTORE}",
-            b.path,
-        )
-        for b in snapshot.blocks
-        if b.error_message is not None
-        or (b.details is not None and not b.is_drift)
-        or (b.stored_filename is not None and b.stored_filename != b.filename)
-    ]
-
-
-def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
-    """Every block has its history row, and every block the history records exists:
-    a deleted newest block still shows in the history, a forged one has no row."""
-    expected = {
-        b.number: (b.path, b.content_hash, Outcome.of_block(b.mode), b.applied_by,
-                   b.client_host, b.applied_at)
-        for b in snapshot.blocks
-    }  # fmt: skip
-    findings: list[Finding] = []
-    seen: set[int] = set()
-    for h in snapshot.history:
-        row = (h.path, h.content_hash, h.outcome, h.applied_by, h.client_host,
-               h.started_at)  # fmt: skip
-        if expected.get(h.number) == row and h.number not in seen:
-            seen.add(h.number)
-            continue
-        findings.append(
-            _tampered(
-                f"the ledger: the history records {h.path} (#{h.number}, "
-                f"{h.outcome}) but no block holds it; a block was deleted or "
-                f"rewritten, {_RESTORE}",
-                h.path,
-            )
-        )
-    findings += [
-        _tampered(
-            f"the ledger: block {path} (#{number}) has no history row; a block was "
-            f"forged or its history deleted, {_RESTORE}",
-            path,
-        )
-        for number, (path, *_) in expected.items()
-        if number not in seen
-    ]
-    return findings
-
-
-def _verify_drift_details(snapshot: LedgerSnapshot) -> list[Finding]:
-    """A drift block's content hash is the hash of the differences it records."""
-    return [
-        _tampered(
-            f"the ledger: block {b.height} ({b.path}) records differences that do "
-            f"not hash to its content {short(b.content_hash)}; they were rewritten, "
-            f"{_RESTORE}",
-            b.path,
-        )
-        for b in snapshot.blocks
-        if b.is_drift
-        and hashlib.sha256((b.details or "").encode("utf-8")).hexdigest()
-        != b.content_hash
-    ]
 
 
 def verify_links(blocks: Sequence[Block]) -> list[Finding]:

@@ -40,7 +40,8 @@ from chainops.errors import (
     MigrationFileError,
     Refused,
 )
-from chainops.model import Applied, Event, MigrationFile
+from chainops.events import Applied, Event
+from chainops.model import MigrationFile
 from chainops.source.files import RESERVED_TOP_LEVEL, is_editor_leftover
 
 DELAY = 0.3  # seconds without a change before a file counts as complete

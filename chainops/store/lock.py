@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import psycopg
 
 from chainops.errors import LockTimeout
-from chainops.model import LockHolder
+from chainops.events import LockHolder
 from chainops.store.connection import Conn
 from chainops.store.ledger import TABLE
 

@@ -25,8 +25,8 @@ from chainops.errors import (
     MigrationFileError,
     server_error,
 )
+from chainops.events import Applied
 from chainops.model import (
-    Applied,
     Attempt,
     Block,
     Directives,
@@ -136,26 +136,10 @@ class Applier:
         return self._row_of(file.number, file.path, file.sha256, started, mode, ms)
 
     def _row_of(
-        self,
-        number: int,
-        path: str,
-        content_hash: str,
-        started: datetime,
-        mode: str,
-        ms: int | None,
+        self, n: int, path: str, h: str, at: datetime, mode: str, ms: int | None
     ) -> Row:
-        return Row(
-            number=number,
-            path=path,
-            content_hash=content_hash,
-            hash_algorithm=HASH_ALGORITHM,
-            started_at=started,
-            duration_ms=ms,
-            mode=mode,
-            applied_by=self.user,
-            client_host=self.host,
-            version=__version__,
-        )
+        return Row(n, path, h, HASH_ALGORITHM, at, ms, mode, self.user, self.host,
+                   __version__)  # fmt: skip
 
     def _block(
         self, file: MigrationFile, blocks: Sequence[Block], started: datetime, mode: str
@@ -200,7 +184,8 @@ class Applier:
                 base = -len(opening)
                 self.conn.execute(opening + file.data)
             base = None  # an error from here on is not in the file
-            self._pin_encoding()
+            if self.conn.info.encoding != "utf-8":  # the file changed it; the ledger
+                self.conn.execute(b"SET LOCAL client_encoding = 'UTF8'")  # SQL is UTF-8
             self._send_block(record + b"\nCOMMIT;" + self._reset)
         except KeyboardInterrupt:
             self._rollback_open_transaction()
@@ -322,11 +307,6 @@ class Applier:
         except psycopg.Error as err:  # the statement ran: the ledger is what failed
             self._rollback_open_transaction()
             raise failure.ledger_write_failed(err, file) from err
-
-    def _pin_encoding(self) -> None:
-        """The file may have changed client_encoding; the ledger SQL is UTF-8."""
-        if self.conn.info.encoding != "utf-8":
-            self.conn.execute(b"SET LOCAL client_encoding = 'UTF8'")
 
     def _rollback_open_transaction(self) -> None:
         # Not while a command is still in progress (an interrupt can leave one):

@@ -10,7 +10,7 @@ import pytest
 
 from chainops import api
 from chainops.errors import LockHeld, MigrationFailed, PartiallyApplied, Refused
-from chainops.model import DriftFound
+from chainops.events import DriftFound
 
 GATE = "CREATE TABLE gate (id int);\n"
 

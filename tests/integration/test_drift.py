@@ -6,7 +6,7 @@ import pytest
 
 from chainops import api
 from chainops.errors import ConfigError, SchemaDrift
-from chainops.model import DriftFound
+from chainops.events import DriftFound
 
 TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
 TABLE_B = "CREATE TABLE b (id int PRIMARY KEY);\n"

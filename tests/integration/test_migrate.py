@@ -19,7 +19,7 @@ from chainops.errors import (
     OutOfOrder,
     PartiallyApplied,
 )
-from chainops.model import Waiting
+from chainops.events import Waiting
 from chainops.store import ledger, lock
 from chainops.store import session as applier
 

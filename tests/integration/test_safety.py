@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from chainops import api
+from chainops import api, db_verbs
 from chainops.errors import MigrationFailed, Refused
 from chainops.store import connection as db
 from chainops.store import dump as backup
@@ -231,7 +231,7 @@ def test_backup_written_before_applying_and_restores(project, pg_server):
         db.drop_database(admin, restored)
         db.create_database(admin, restored)
     try:
-        api.db_restore(
+        db_verbs.db_restore(
             project.target_with(database_url=pg_server.url_for(restored)), path
         )
         with psycopg.connect(pg_server.url_for(restored)) as conn:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from chainops import model, report
+from chainops import events, model, report
 from chainops.chain import recompute
 from chainops.errors import AppliedFileChanged, AppliedFileMissing, LedgerTampered
 from chainops.model import GENESIS, Block, Finding, MigrationFile
@@ -366,7 +366,7 @@ def test_event_line_names_number_file_and_duration_when_migration_applied(
     mode, expected
 ):
     path = "001-schema/001-initial-tables.sql"
-    event = model.Applied(_migration(path), block(path, 1, mode=mode), 42)
+    event = events.Applied(_migration(path), block(path, 1, mode=mode), 42)
 
     assert report.event_line(event) == expected
 

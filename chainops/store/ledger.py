@@ -107,6 +107,10 @@ def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
             True, meta=meta, tables=frozenset(TABLES), shape_version=version
         )
     tables, guarded = _guards(cursor.fetchall())
+    if tables != frozenset(TABLES) and tries > 1:
+        # The tables' names resolve with the newest catalog, but the transaction's
+        # snapshot predates them: another run created the ledger just now.
+        return read_snapshot(conn, schema, tries - 1)
     cursor.nextset()
     meta = tuple((str(k), str(v)) for k, v in cursor.fetchall())
     newer = next((v for k, v in meta if k == "format_version"), "")

@@ -10,9 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from chainops.model import GENESIS, Block
-
-BLOCK_FORMAT = "chainops-block-v1"
+from chainops.model import BLOCK_FORMAT, GENESIS, Block
 
 
 def format_time(moment: datetime) -> str:
@@ -34,10 +32,16 @@ def canonical_bytes(
     applied_by: str,
     client_host: str,
     mode: str,
+    block_format: int = BLOCK_FORMAT,
+    sealed_schema: str | None = None,
 ) -> bytes:
-    """The exact bytes a block hash covers; documented in the README."""
+    """The exact bytes a block hash covers; documented in the README.
+
+    Format 2 adds the schema fingerprint the block seals (empty when it seals none);
+    blocks of format 1 keep their ten lines.
+    """
     lines = [
-        BLOCK_FORMAT,
+        f"chainops-block-v{block_format}",
         f"height={height}",
         f"previous={previous_hash}",
         f"number={number}",
@@ -48,6 +52,8 @@ def canonical_bytes(
         f"client_host={client_host}",
         f"mode={mode}",
     ]
+    if block_format >= 2:
+        lines.append(f"schema={sealed_schema or ''}")
     return "\n".join(lines).encode("utf-8")
 
 
@@ -65,6 +71,8 @@ def recompute(block: Block) -> str:
             applied_by=block.applied_by,
             client_host=block.client_host,
             mode=block.mode,
+            block_format=block.block_format,
+            sealed_schema=block.sealed_schema,
         )
     ).hexdigest()
 
@@ -84,8 +92,10 @@ def build_block(
     applied_by: str,
     client_host: str,
     mode: str,
+    sealed_schema: str | None = None,
 ) -> Block:
-    """The next block after `blocks`, its hash computed."""
+    """The next block after `blocks`, its hash computed; `sealed_schema`, the
+    fingerprint it seals, for a run's newest block."""
     block = Block(
         height=len(blocks) + 1,
         number=number,
@@ -98,5 +108,7 @@ def build_block(
         mode=str(mode),
         previous_hash=head_hash(blocks),
         block_hash="",
+        schema_hash=sealed_schema,
+        sealed_schema=sealed_schema,
     )
     return replace(block, block_hash=recompute(block))

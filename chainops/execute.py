@@ -125,28 +125,26 @@ def _apply(
     if steps and before_apply is not None:
         before_apply([step.file for step in steps])
     done: list[Applied] = []
-    current: ApplyFile | None = None
     ledger_intact = True
     try:
-        for step in steps:
-            current = step
-            applied = apply_file(applier, step, blocks)
+        for i, step in enumerate(steps, 1):
+            applied = apply_file(applier, step, blocks, seal=i == len(steps))
             blocks.append(applied.block)
             done.append(applied)
             emit(applied)
-        current = None
     except LedgerTampered:
         ledger_intact = False  # nothing more to record in a ledger that failed
         raise
     finally:
         # An interrupt can leave a command in progress: then leave the
         # connection alone, or its error would replace the real one.
-        if blocks and ledger_intact and is_idle(conn):
-            added = len(blocks) > len(snapshot.blocks)
-            # A file stopped midway changed the schema too: fingerprint that, or
-            # its own statements would read as drift until it is resumed.
-            if added or (current and _left_statements(conn, settings, current)):
-                drift.record(conn, settings.ledger_schema, len(blocks))
+        # A run that stopped early leaves its newest block unsealed: store the
+        # fingerprint beside it, the drift reference until the next run seals one.
+        # (A file stopped midway needs none: drift waits until it is resumed.)
+        added = len(blocks) > len(snapshot.blocks)
+        unsealed = added and blocks[-1].sealed_schema is None
+        if unsealed and ledger_intact and is_idle(conn):
+            drift.record(conn, settings.ledger_schema, len(blocks))
     drifts = sum(1 for block in blocks if block.is_drift)
     return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks), (), drifts)
 
@@ -155,24 +153,21 @@ def _drift(snapshot: LedgerSnapshot) -> int:
     return sum(1 for block in snapshot.blocks if block.is_drift)
 
 
-def _left_statements(conn: Conn, settings: Settings, step: ApplyFile) -> bool:
-    found = ledger.read_progress(conn, settings.ledger_schema, step.file.number)
-    done = step.attempt.statements_done if step.attempt else 0
-    return found is not None and found[1] > done
-
-
-def apply_file(applier: Applier, step: ApplyFile, blocks: Sequence[Block]) -> Applied:
-    """Send plain SQL as it is; parse only a file that may need to go one by one."""
+def apply_file(
+    applier: Applier, step: ApplyFile, blocks: Sequence[Block], *, seal: bool
+) -> Applied:
+    """Send plain SQL as it is; parse only a file that may need to go one by one.
+    `seal`: the run's last file, whose block seals the schema's fingerprint."""
     file, directives = step.file, step.directives
     if not scan.needs_parse(file.data):
-        return applier.apply_in_transaction(file, blocks, directives)
+        return applier.apply_in_transaction(file, blocks, directives, seal)
     from chainops.source import statements  # pglast, only for a file that needs it
 
     analysis = statements.plan_migration(file.text, file.path)
     if analysis.transactional:
-        return applier.apply_in_transaction(file, blocks, directives)
+        return applier.apply_in_transaction(file, blocks, directives, seal)
     return applier.apply_statements(
-        file, blocks, analysis.statements, step.attempt, directives
+        file, blocks, analysis.statements, step.attempt, directives, seal
     )
 
 
@@ -187,8 +182,6 @@ def baseline(
 
     For adopting a database whose schema already matches those migrations.
     """
-    from chainops.store import drift
-
     plan.plan_baseline(LedgerSnapshot(exists=False), files, through)
     with _locked(conn, settings, emit):
         # Refused before the ledger is made, so a refusal leaves nothing behind.
@@ -204,11 +197,10 @@ def baseline(
         applier = _applier(conn, settings, snapshot)
         blocks: list[Block] = []
         done = []
-        for file in chosen:
-            blocks.append(applier.record_baseline(file, blocks))
+        for i, file in enumerate(chosen, 1):
+            blocks.append(applier.record_baseline(file, blocks, i == len(chosen)))
             done.append(Applied(file, blocks[-1], 0))
             emit(done[-1])
-        drift.record(conn, settings.ledger_schema, len(blocks))
         return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
 
 

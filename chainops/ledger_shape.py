@@ -10,7 +10,14 @@ import hashlib
 
 from chainops.config import ENVIRONMENTS
 from chainops.errors import short
-from chainops.model import LEDGER_TABLES, Finding, FindingKind, LedgerSnapshot, Outcome
+from chainops.model import (
+    BLOCK_FORMAT,
+    LEDGER_TABLES,
+    Finding,
+    FindingKind,
+    LedgerSnapshot,
+    Outcome,
+)
 
 
 def _tampered(message: str, path: str = "") -> Finding:
@@ -55,7 +62,7 @@ def verify_ledger(snapshot: LedgerSnapshot) -> list[Finding]:
                 f"{_RESTORE}"
             )
         )
-    findings += _verify_stored_columns(snapshot)
+    findings += _verify_stored_columns(snapshot) + _verify_fingerprints(snapshot)
     return findings + _verify_history(snapshot) + _verify_drift_details(snapshot)
 
 
@@ -73,6 +80,30 @@ def _verify_stored_columns(snapshot: LedgerSnapshot) -> list[Finding]:
         or (b.details is not None and not b.is_drift)
         or (b.stored_filename is not None and b.stored_filename != b.filename)
     ]
+
+
+def _verify_fingerprints(snapshot: LedgerSnapshot) -> list[Finding]:
+    """Block formats only move forward, and a sealed fingerprint is the one stored as
+    the drift reference: rewriting either one breaks the block's hash or this."""
+    findings: list[Finding] = []
+    newest = 1
+    for b in snapshot.blocks:
+        if not 1 <= b.block_format <= BLOCK_FORMAT or b.block_format < newest:
+            problem = f"claims block format {b.block_format}"
+        elif b.sealed_schema is not None and (
+            b.block_format < 2 or b.schema_hash != b.sealed_schema
+        ):
+            problem = "has a stored fingerprint other than the one its hash seals"
+        else:
+            newest = b.block_format
+            continue
+        findings.append(
+            _tampered(
+                f"the ledger: block {b.height} ({b.path}) {problem}; {_RESTORE}",
+                b.path,
+            )
+        )
+    return findings
 
 
 def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:

@@ -15,7 +15,8 @@ from chainops.config import Settings
 from chainops.errors import more
 
 GENESIS = "0" * 64
-FORMAT_VERSION = 2  # of the ledger tables; store.ledger upgrades older ones
+FORMAT_VERSION = 3  # of the ledger tables; store.ledger upgrades older ones
+BLOCK_FORMAT = 2  # of the blocks chainops writes; 1 did not cover the fingerprint
 # The ledger's tables: blocks and attempts, the append-only history, meta rows.
 LEDGER_TABLES = (
     "blockchain_migrations",
@@ -144,7 +145,12 @@ class Block:
     previous_hash: str
     block_hash: str
     duration_ms: int = 0
-    schema_hash: str | None = None  # fingerprint after this block; not hashed
+    # The schema fingerprint after this block: the drift reference. A run's newest
+    # block seals it into its hash (`sealed_schema`); one whose run stopped early
+    # has it stored beside the hash, and blocks of format 1 never sealed it.
+    schema_hash: str | None = None
+    block_format: int = BLOCK_FORMAT
+    sealed_schema: str | None = None
     details: str | None = None  # a drift block's differences; hashed as its content
     # Stored beside the hashed fields; verify holds them to what chainops writes.
     stored_filename: str | None = None

@@ -59,7 +59,7 @@ _ROWS = (
     + _UTC.format("executed_at")
     + ", applied_by, client_host, mode, previous_hash, block_hash, execution_time_ms,"
     " status, error_message, statements_done, statements_total, progress_hash,"
-    " schema_hash, details, filename"
+    " schema_hash, details, filename, block_format, sealed_schema"
     " FROM {ledger} ORDER BY height NULLS LAST, id;"
     " SELECT migration_number, path, hash, outcome, applied_by, client_host, "
     + _UTC.format("started_at")
@@ -166,7 +166,7 @@ def _rows(rows: list[tuple[Any, ...]]) -> tuple[tuple[Block, ...], tuple[Attempt
     for row in rows:
         (height, number, path, digest, algorithm, at, by, host, mode, prev,
          bhash, ms, status, error, done, total, progress, fingerprint,
-         details, filename) = row  # fmt: skip
+         details, filename, block_format, sealed) = row  # fmt: skip
         if status == Status.COMPLETED:
             blocks.append(
                 Block(
@@ -183,6 +183,8 @@ def _rows(rows: list[tuple[Any, ...]]) -> tuple[tuple[Block, ...], tuple[Attempt
                     block_hash=bhash,
                     duration_ms=ms,
                     schema_hash=fingerprint,
+                    block_format=block_format,
+                    sealed_schema=sealed,
                     details=details,
                     stored_filename=filename,
                     error_message=error,
@@ -220,6 +222,9 @@ _UPGRADES = {
     1: "ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS schema_hash char(64),"
     " ADD COLUMN IF NOT EXISTS schema_snapshot bytea,"
     " ADD COLUMN IF NOT EXISTS details text",
+    # Blocks written from now on seal the fingerprint; the older ones keep format 1.
+    2: "ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS block_format smallint"
+    " NOT NULL DEFAULT 1, ADD COLUMN IF NOT EXISTS sealed_schema char(64)",
 }
 
 
@@ -265,6 +270,8 @@ CREATE TABLE IF NOT EXISTS {ledger} (
     schema_hash char(64),
     schema_snapshot bytea,
     details text,
+    block_format smallint NOT NULL DEFAULT 1,
+    sealed_schema char(64),
     CHECK ((status = 'completed') = (height IS NOT NULL AND block_hash IS NOT NULL
                                     AND previous_hash IS NOT NULL))
 );
@@ -301,7 +308,8 @@ def create(conn: Conn, schema: str) -> None:
 def record_schema(
     conn: Conn, schema: str, height: int, schema_hash: str, snapshot: bytes
 ) -> None:
-    """Store the schema fingerprint of the block at `height`, outside its hash."""
+    """Store the schema fingerprint of a block that sealed none (its run stopped
+    early), beside its hash: the drift reference until the next run seals one."""
     # Literals, not %s parameters: a '%' in the schema name would read as one.
     conn.execute(
         sql.SQL(

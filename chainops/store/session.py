@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import sql
 
-from chainops import __version__, chain
 from chainops.errors import (
     ChainopsError,
     Interrupted,
@@ -32,13 +31,11 @@ from chainops.model import (
     Directives,
     MigrationFile,
     Mode,
-    Outcome,
     Status,
 )
-from chainops.source.files import HASH_ALGORITHM
-from chainops.store import failure, ledger
+from chainops.store import failure
 from chainops.store.connection import Conn, is_idle, session_reset
-from chainops.store.writer import Row, Writer
+from chainops.store.recorder import Recorder
 
 if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
     from chainops.source.statements import Statement
@@ -53,7 +50,7 @@ def progress_hash(texts: Sequence[str]) -> str:
     return hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
 
 
-class Applier:
+class Applier(Recorder):
     """Applies files on one connection on behalf of one user and host."""
 
     def __init__(
@@ -68,56 +65,10 @@ class Applier:
     ) -> None:
         """`mark`: the environment to record with the run's first block, if the
         ledger's marker says otherwise."""
-        self.conn, self.schema, self.user, self.host = conn, schema, user, host
+        super().__init__(conn, schema, user, host, mark)
         self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
-        self._mark = (
-            ledger.mark_environment(schema, mark).as_bytes(conn) if mark else b""
-        )
-        self._writer = Writer(conn, schema)
         self._default_timeouts = self._timeouts(Directives(), "LOCAL")
         self._reset = session_reset(conn)
-
-    def record_baseline(self, file: MigrationFile, blocks: Sequence[Block]) -> Block:
-        """Write a block for a file whose effect is already in the database."""
-        started = datetime.now(timezone.utc)
-        block = self._block(file, blocks, started, Mode.BASELINE)
-        row = self._row(file, started, Mode.BASELINE, 0)
-        self._send_block(
-            self._writer.write(
-                row, status=Status.COMPLETED, block=block, outcome=Outcome.BASELINED
-            )
-        )
-        return block
-
-    def record_drift(self, blocks: Sequence[Block], changes: Sequence[str]) -> Block:
-        """Append a block that makes accepted schema drift part of the audit trail."""
-        started = datetime.now(timezone.utc)
-        height = len(blocks) + 1
-        details = "\n".join(changes)
-        block = chain.build_block(
-            blocks,
-            number=-height,  # never a file's number
-            path=f"(schema drift accepted at block {height})",
-            content_hash=hashlib.sha256(details.encode("utf-8")).hexdigest(),
-            hash_algorithm=HASH_ALGORITHM,
-            applied_at=started,
-            applied_by=self.user,
-            client_host=self.host,
-            mode=Mode.DRIFT,
-        )
-        row = self._row_of(
-            block.number, block.path, block.content_hash, started, Mode.DRIFT, 0
-        )
-        self._send_block(
-            self._writer.write(
-                row,
-                status=Status.COMPLETED,
-                block=block,
-                outcome=Outcome.DRIFT_ACCEPTED,
-                details=details,
-            )
-        )
-        return block
 
     def _timeouts(self, directives: Directives, scope: str) -> bytes:
         """SET statements for the run's timeouts, or a file's own directives."""
@@ -130,40 +81,21 @@ class Applier:
             .as_bytes(self.conn)
         )
 
-    def _row(
-        self, file: MigrationFile, started: datetime, mode: str, ms: int | None
-    ) -> Row:
-        return self._row_of(file.number, file.path, file.sha256, started, mode, ms)
-
-    def _row_of(
-        self, n: int, path: str, h: str, at: datetime, mode: str, ms: int | None
-    ) -> Row:
-        return Row(n, path, h, HASH_ALGORITHM, at, ms, mode, self.user, self.host,
-                   __version__)  # fmt: skip
-
-    def _block(
-        self, file: MigrationFile, blocks: Sequence[Block], started: datetime, mode: str
-    ) -> Block:
-        return chain.build_block(
-            blocks,
-            number=file.number,
-            path=file.path,
-            content_hash=file.sha256,
-            hash_algorithm=HASH_ALGORITHM,
-            applied_at=started,
-            applied_by=self.user,
-            client_host=self.host,
-            mode=mode,
-        )
-
     def apply_in_transaction(
-        self, file: MigrationFile, blocks: Sequence[Block], directives: Directives
+        self,
+        file: MigrationFile,
+        blocks: Sequence[Block],
+        directives: Directives,
+        seal: bool,
     ) -> Applied:
-        """Send the file and its block in one transaction: both commit or neither."""
+        """Send the file and its block in one transaction: both commit or neither.
+
+        With `seal` (a run's last file) the block also seals the fingerprint of the
+        schema the file leaves, read in its transaction from a reset session so that
+        nothing the file set changes how the catalog reads.
+        """
         started = datetime.now(timezone.utc)
-        block = self._block(file, blocks, started, Mode.TRANSACTION)
         row = self._row(file, started, Mode.TRANSACTION, None)
-        record = self._writer.write(row, status=Status.COMPLETED, block=block)
         prefix = (
             self._default_timeouts
             if directives == Directives()
@@ -184,12 +116,23 @@ class Applier:
                 base = -len(opening)
                 self.conn.execute(opening + file.data)
             base = None  # an error from here on is not in the file
+            sealed, snapshot = None, None
+            if seal:
+                self.conn.execute(b"RESET ALL; SET SESSION AUTHORIZATION DEFAULT")
+                sealed, snapshot = self.fingerprint()
             if self.conn.info.encoding != "utf-8":  # the file changed it; the ledger
                 self.conn.execute(b"SET LOCAL client_encoding = 'UTF8'")  # SQL is UTF-8
+            block = self._block(file, blocks, started, Mode.TRANSACTION, sealed)
+            record = self._writer.write(
+                row, status=Status.COMPLETED, block=block, schema_snapshot=snapshot
+            )
             self._send_block(record + b"\nCOMMIT;" + self._reset)
         except KeyboardInterrupt:
             self._rollback_open_transaction()
             raise self._interrupted(file, transactional=True) from None
+        except ChainopsError:  # the fingerprint could not be read: nothing commits
+            self._rollback_open_transaction()
+            raise
         except psycopg.Error as err:
             self._rollback_open_transaction()
             raise self._failed(
@@ -205,9 +148,11 @@ class Applier:
         stmts: Sequence[Statement],
         attempt: Attempt | None,
         directives: Directives,
+        seal: bool,
     ) -> Applied:
         """Run the statements one by one in autocommit, recording progress after
-        each, from where `attempt` stopped; the block is written after the last."""
+        each, from where `attempt` stopped; the block is written after the last,
+        sealing the schema's fingerprint when `seal`."""
         texts = [s.text for s in stmts]
         start = attempt.statements_done if attempt else 0
         if start and attempt and attempt.progress_hash != progress_hash(texts[:start]):
@@ -267,8 +212,10 @@ class Applier:
             if not self.conn.broken and self.conn.info.transaction_status == _IDLE:
                 self.conn.execute(self._reset)
         ms = round((time.perf_counter() - t0) * 1000)
-        block = replace(self._block(file, blocks, started, mode), duration_ms=ms)
         try:
+            sealed, snapshot = self.fingerprint() if seal else (None, None)
+            block = self._block(file, blocks, started, mode, sealed)
+            block = replace(block, duration_ms=ms)
             self._send_block(
                 self._writer.write(
                     self._row(file, started, mode, ms),
@@ -276,6 +223,7 @@ class Applier:
                     block=block,
                     statements_done=len(texts),
                     statements_total=len(texts),
+                    schema_snapshot=snapshot,
                 )
                 + b"\nCOMMIT;",
                 begin=True,
@@ -291,12 +239,6 @@ class Applier:
         self, file: MigrationFile, *, transactional: bool = False
     ) -> Interrupted:
         return failure.interrupted(self.conn, self.schema, file, transactional)
-
-    def _send_block(self, query: bytes, *, begin: bool = False) -> None:
-        """Send SQL that appends a block; the run's first also marks the ledger, in
-        the block's transaction."""
-        self.conn.execute((b"BEGIN;" if begin else b"") + self._mark + query)
-        self._mark = b""
 
     def _record_progress(
         self, file: MigrationFile, done: int, texts: list[str]

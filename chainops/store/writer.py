@@ -12,7 +12,7 @@ from datetime import datetime
 
 from psycopg import sql
 
-from chainops.model import Block
+from chainops.model import BLOCK_FORMAT, Block
 from chainops.store.connection import Conn
 from chainops.store.ledger import names
 
@@ -45,9 +45,11 @@ _INSERT_ROW = (
     "INSERT INTO {ledger} (migration_number, filename, path, hash, hash_algorithm,"
     " executed_at, execution_time_ms, status, error_message, height, previous_hash,"
     " block_hash, mode, applied_by, client_host, chainops_version, statements_done,"
-    " statements_total, progress_hash, details) VALUES ({number}, {filename}, {path},"
+    " statements_total, progress_hash, details, block_format, sealed_schema,"
+    " schema_hash, schema_snapshot) VALUES ({number}, {filename}, {path},"
     " {hash}, {algorithm}, {at}, {ms}, {status}, {error}, {height}, {prev}, {bhash},"
-    " {mode}, {by}, {host}, {version}, {done}, {total}, {progress}, {details});"
+    " {mode}, {by}, {host}, {version}, {done}, {total}, {progress}, {details},"
+    " {format}, {sealed}, {sealed}, {snapshot});"
 )
 _INSERT_HISTORY = (
     "INSERT INTO {history} (migration_number, path, hash, started_at,"
@@ -128,12 +130,14 @@ class Writer:
         history: bool = True,
         outcome: str | None = None,
         details: str | None = None,
+        schema_snapshot: bytes | None = None,
     ) -> bytes:
         """SQL that replaces the row for `row.number` and logs the attempt.
 
         Returned rather than executed so the caller can send it in the same
         transaction as the migration itself. A `row.duration_ms` of
         None is measured by the server, from the start of the transaction.
+        `schema_snapshot` is the compressed schema a sealing block fingerprints.
         """
         q = self.literal
         values = {
@@ -160,6 +164,9 @@ class Writer:
             "total": q(statements_total),
             "progress": q(progress_hash),
             "details": q(details),
+            "format": q(block.block_format if block else BLOCK_FORMAT),
+            "sealed": q(block.sealed_schema if block else None),
+            "snapshot": q(schema_snapshot),
         }
         parts = [self._delete, self._insert] + ([self._history] if history else [])
         if block is not None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -11,7 +13,8 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from chainops import api, cli
+from chainops import api, chain, cli
+from chainops.store import catalog, ledger
 
 
 def run(capsys, project, *argv: str):
@@ -76,3 +79,38 @@ def test_signed_digest_log_verifies_while_the_ledger_only_grows(project, tmp_pat
     assert api.verify(signing, log).ok
     assert "signature" in log.read_text()
     assert key.read_text() not in log.read_text()
+
+
+def test_a_hand_made_change_hidden_by_rewriting_the_sealed_fingerprint_is_caught(
+    project, capsys, tmp_path
+):
+    """The fingerprint sits inside the head's hash: to hide an ALTER TABLE, the
+    attacker must rewrite the fingerprint and recompute the head hash, which the
+    digest taken before refuses."""
+    project.copy_examples()
+    api.apply(project.target)
+    log = tmp_path / "digests.log"
+    log.write_text(run(capsys, project, "digest")[1])
+    project.query("ALTER TABLE users ADD COLUMN nickname text")
+    assert run(capsys, project, "verify")[0] == 4  # drift
+
+    with psycopg.connect(project.db_url, autocommit=True) as conn:
+        live = catalog.read_snapshot(conn, "public", ledger.TABLES)
+        head = ledger.read_snapshot(conn, "public").blocks[-1]
+    assert head.sealed_schema == head.schema_hash is not None
+    forged = replace(head, sealed_schema=catalog.fingerprint(live))
+    project.query(
+        "UPDATE blockchain_migrations SET schema_hash = %s, sealed_schema = %s"
+        " WHERE height = %s",
+        (forged.sealed_schema, forged.sealed_schema, head.height),
+    )
+    assert run(capsys, project, "verify")[0] == 4  # the head's hash breaks
+    project.query(
+        "UPDATE blockchain_migrations SET block_hash = %s WHERE height = %s",
+        (chain.recompute(forged), head.height),
+    )
+
+    assert run(capsys, project, "verify")[0] == 0  # a consistent forger
+    code, out, _ = run(capsys, project, "verify", "--digest", str(log))
+    assert code == 4
+    assert "digests.log:1" in out

@@ -119,13 +119,21 @@ def test_schema_file_refreshed_after_applying_in_development(project):
     assert "blockchain_migrations" not in text
 
 
-def test_migrate_upgrades_a_format_1_ledger_and_status_asks_for_it(project):
+OLDER_SHAPES = {
+    1: "DROP COLUMN schema_hash, DROP COLUMN schema_snapshot, DROP COLUMN details,",
+    2: "",
+}
+
+
+@pytest.mark.parametrize("version", sorted(OLDER_SHAPES))
+def test_migrate_upgrades_an_older_ledger_and_status_asks_for_it(project, version):
     project.write({"001-schema/001-a.sql": TABLE_A})
     api.apply(project.target)
+    project.as_written_before_sealing()
     project.query(
-        "ALTER TABLE blockchain_migrations DROP COLUMN schema_hash,"
-        " DROP COLUMN schema_snapshot, DROP COLUMN details;"
-        " UPDATE blockchain_migrations_meta SET value = '1'"
+        f"ALTER TABLE blockchain_migrations {OLDER_SHAPES[version]}"
+        " DROP COLUMN block_format, DROP COLUMN sealed_schema;"
+        f" UPDATE blockchain_migrations_meta SET value = '{version}'"
         " WHERE key = 'format_version'"
     )
     with pytest.raises(ConfigError) as caught:
@@ -137,5 +145,12 @@ def test_migrate_upgrades_a_format_1_ledger_and_status_asks_for_it(project):
     version = project.query(
         "SELECT value FROM blockchain_migrations_meta WHERE key = 'format_version'"
     )
-    assert version == [("2",)]
+    assert version == [("3",)]
     assert api.verify(project.target).ok
+    formats = project.query(
+        "SELECT block_format, sealed_schema IS NOT NULL FROM blockchain_migrations"
+        " ORDER BY height"
+    )
+    assert formats == [(1, False), (2, True)]  # old blocks kept, the new one sealed
+    project.query("ALTER TABLE b ADD COLUMN note text")
+    assert not api.verify(project.target).ok  # drift, from the sealed fingerprint

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from chainops import api
+from chainops.model import FORMAT_VERSION
 from chainops.web.explorer import ExplorerServer
 
 TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
@@ -181,7 +182,8 @@ def test_explorer_shows_one_line_error_when_ledger_has_an_unknown_shape(
     # says so in one line instead of a traceback or an "unexpected error".
     project.query(
         "CREATE TABLE blockchain_migrations_meta (key text, value text);"
-        "INSERT INTO blockchain_migrations_meta VALUES ('format_version', '2');"
+        "INSERT INTO blockchain_migrations_meta VALUES"
+        f" ('format_version', '{FORMAT_VERSION}');"
         "CREATE TABLE blockchain_migrations_history (outcome text);"
         "CREATE TABLE blockchain_migrations (id int)"
     )

@@ -1,5 +1,6 @@
 """An outsider recomputes every block from the README alone: its snippet, run as
-printed, against a ledger holding every mode, in another schema and time zone."""
+printed, against a ledger holding every mode and both block formats, in another
+schema and time zone."""
 
 from __future__ import annotations
 
@@ -19,13 +20,20 @@ def readme_snippet() -> str:
     return match.group(1)
 
 
-def test_readme_snippet_recomputes_every_mode_in_any_schema_and_time_zone(project):
+def test_readme_snippet_recomputes_every_mode_and_format_in_any_schema(project):
     where = project.target_with(ledger_schema="audit")
     project.write({"001-schema/001-a.sql": "CREATE TABLE a (id int);\n"})
     project.query("CREATE TABLE a (id int)")
     api.baseline(where, 1001)  # baseline
     project.write({"001-schema/002-b.sql": "CREATE TABLE b (id int);\n"})
     api.apply(where)  # transaction
+    # Those two as an older chainops wrote them; the next run upgrades the ledger.
+    project.as_written_before_sealing("audit")
+    project.query(
+        "ALTER TABLE audit.blockchain_migrations DROP COLUMN block_format,"
+        " DROP COLUMN sealed_schema; UPDATE audit.blockchain_migrations_meta"
+        " SET value = '2' WHERE key = 'format_version'"
+    )
     project.query("ALTER TABLE a ADD COLUMN note text")
     project.write({"001-schema/003-c.sql": "CREATE INDEX CONCURRENTLY c ON b (id);\n"})
     api.apply(where)  # drift, then no-transaction
@@ -35,14 +43,15 @@ def test_readme_snippet_recomputes_every_mode_in_any_schema_and_time_zone(projec
         .format(sql.Identifier(dbname))
         .as_string()
     )
-    modes = project.query(
-        "SELECT mode FROM audit.blockchain_migrations ORDER BY height"
+    blocks = project.query(
+        "SELECT mode, block_format, sealed_schema IS NOT NULL"
+        " FROM audit.blockchain_migrations ORDER BY height"
     )
-    assert [m for (m,) in modes] == [
-        "baseline",
-        "transaction",
-        "drift",
-        "no-transaction",
+    assert blocks == [
+        ("baseline", 1, False),
+        ("transaction", 1, False),
+        ("drift", 2, True),  # seals the drifted schema
+        ("no-transaction", 2, True),  # its run's newest block
     ]
 
     code = readme_snippet().replace('schema = "public"', 'schema = "audit"')

@@ -52,7 +52,10 @@ DOCUMENTED = {
     f"{LEDGER}.statements_total": "progress of a file already in a block",
     f"{LEDGER}.progress_hash": "progress of a file already in a block",
     f"{LEDGER}.schema_snapshot": "only explains a drift the fingerprint finds",
-    f"{LEDGER}.schema_hash": "outside the block hash; only the head's is compared",
+    f"{LEDGER}.schema_hash": (
+        "on a block whose run stopped before sealing one, the fingerprint sits "
+        "beside the hash; only the head's is compared"
+    ),
     f"{HISTORY}.id": "row identity, never part of the proof",
     f"{HISTORY}.execution_time_ms": "a measurement",
     f"{HISTORY}.chainops_version": "informational",
@@ -63,10 +66,6 @@ DOCUMENTED = {
         "a block for a file that never ran, appended at the head with its history "
         "row, is indistinguishable from a real apply: the digest only proves what "
         "was there before; grants keep the app role from writing the ledger"
-    ),
-    "null head fingerprint": (
-        "the fingerprint sits beside the block hash, and a run killed between its "
-        "last commit and the fingerprint leaves the head without one"
     ),
     "marker development to test": "both markers allow the same commands",
 }
@@ -100,7 +99,8 @@ def _admin(server: Server) -> psycopg.Connection:
 @pytest.fixture(scope="module")
 def base(pg_server: Server, tmp_path_factory) -> Iterator[Base]:
     """A ledger with every mode: 2 baselined, 1 transaction, 1 no-transaction,
-    1 drift and 1 transaction block, a failed attempt, then the file fixed."""
+    1 drift and 1 transaction block, a failed attempt, then the file fixed. The
+    second run stops early (its newest block seals nothing); the head is sealed."""
     root: Path = tmp_path_factory.mktemp("mutations")
     (root / "pyproject.toml").write_text('[project]\nname = "m"\n')
     migrations = root / "migrations"
@@ -123,8 +123,12 @@ def base(pg_server: Server, tmp_path_factory) -> Iterator[Base]:
     with psycopg.connect(where.conninfo, autocommit=True) as conn:
         conn.execute("ALTER TABLE users ADD COLUMN email text")  # drift
     (root / "held.sql").rename(migrations / "001-schema/005-prices.sql")
+    failing = migrations / next(iter(PENDING))
+    failing.rename(root / "held.sql")
+    api.apply(where, allow_out_of_order=True)  # drift block, then 005 seals
+    (root / "held.sql").rename(failing)
     with pytest.raises(ChainopsError):
-        api.apply(where, allow_out_of_order=True)  # drift block, 005, fails again
+        api.apply(where)  # fails again: an attempt, no block
     (migrations / "002-functions/001-total.sql").write_text(FIXED[next(iter(FIXED))])
     modes = [
         r[0]
@@ -134,6 +138,9 @@ def base(pg_server: Server, tmp_path_factory) -> Iterator[Base]:
         ["baseline", "baseline", "transaction", "no-transaction", "drift",
          "transaction"]
     )  # fmt: skip
+    sealed = _rows(where, f"SELECT sealed_schema IS NOT NULL FROM {LEDGER}"
+                          " WHERE height IS NOT NULL ORDER BY height")  # fmt: skip
+    assert [s for (s,) in sealed] == [False, True, False, False, True, True]
     assert api.verify(where).ok
     try:
         yield base
@@ -165,9 +172,10 @@ def _columns(where: Target, table: str) -> list[tuple[str, str]]:
 def _changed(value: object, data_type: str) -> sql.Composable:
     """Another value of the same type, as SQL."""
     if value is None:
-        fresh = {"integer": "1", "bigint": "1", "bytea": "'\\x00'::bytea"}
+        fresh = {"integer": "1", "bigint": "1", "smallint": "1",
+                 "bytea": "'\\x00'::bytea"}  # fmt: skip
         return sql.SQL(fresh.get(data_type, "'x'"))
-    if data_type in ("integer", "bigint"):
+    if data_type in ("integer", "bigint", "smallint"):
         return sql.Literal(int(value) + 1)  # type: ignore[call-overload]
     if data_type.startswith("timestamp"):
         return sql.SQL("{} + interval '1 microsecond'").format(sql.Literal(value))
@@ -269,18 +277,34 @@ def mutations(where: Target) -> list[Mutation]:
                 ),
             ),
         ]
-    found.append(
+    head = blocks[-1]
+    unsealed = replace(head, sealed_schema=None, schema_hash=None)
+    found += [
         Mutation(
             "null the head's fingerprint",
             "null head fingerprint",
             (
                 sql.SQL(
-                    "UPDATE {t} SET schema_hash = NULL"
-                    " WHERE height = (SELECT max(height) FROM {t})"
-                ).format(t=sql.Identifier(LEDGER)),
+                    "UPDATE {t} SET schema_hash = NULL, sealed_schema = NULL"
+                    " WHERE height = {h}"
+                ).format(t=sql.Identifier(LEDGER), h=sql.Literal(head.height)),
             ),
-        )
-    )
+        ),
+        Mutation(
+            "unseal the head and recompute its hash",
+            "unseal head",
+            (
+                sql.SQL(
+                    "UPDATE {t} SET schema_hash = NULL, sealed_schema = NULL,"
+                    " block_hash = {b} WHERE height = {h}"
+                ).format(
+                    t=sql.Identifier(LEDGER),
+                    b=sql.Literal(chain.recompute(unsealed)),
+                    h=sql.Literal(head.height),
+                ),
+            ),
+        ),
+    ]
     return found
 
 
@@ -342,9 +366,9 @@ def _forge(blocks: list, position: int, *, with_history: bool) -> Mutation:
             "DELETE FROM {t} WHERE migration_number = 2001;"
             " INSERT INTO {t} (migration_number, filename, path, hash, hash_algorithm,"
             " executed_at, status, height, previous_hash, block_hash, mode,"
-            " applied_by, client_host, chainops_version) VALUES ({n}, {f}, {path},"
-            " {hash}, {alg}, {at}, 'completed', {h}, {p}, {b}, 'transaction', {by},"
-            " {host}, 'x')"
+            " applied_by, client_host, chainops_version, block_format) VALUES ({n},"
+            " {f}, {path}, {hash}, {alg}, {at}, 'completed', {h}, {p}, {b},"
+            " 'transaction', {by}, {host}, 'x', 2)"
         ).format(
             t=sql.Identifier(LEDGER),
             n=sql.Literal(2001),

@@ -81,7 +81,8 @@ def build_chain(paths: list[str] = PATHS) -> list[Block]:
 # The block format as documented: one `key=value` line per field, LF-separated, no
 # trailing newline, UTF-8, time in UTC with microseconds. Written out literally so
 # that any change of the formula (which would orphan every existing ledger) fails.
-EXPECTED_CANONICAL = (
+# Format 1, which ledgers written before the fingerprint was sealed still hold:
+EXPECTED_CANONICAL_V1 = (
     b"chainops-block-v1\n"
     b"height=1\n"
     b"previous=0000000000000000000000000000000000000000000000000000000000000000\n"
@@ -93,6 +94,11 @@ EXPECTED_CANONICAL = (
     b"applied_by=alice\n"
     b"client_host=ci-runner-1\n"
     b"mode=transaction"
+)
+SEALED = "5" * 64
+# Format 2, every block written now: the same lines, then the fingerprint it seals.
+EXPECTED_CANONICAL = (
+    EXPECTED_CANONICAL_V1.replace(b"-v1", b"-v2") + b"\nschema=" + SEALED.encode()
 )
 
 DOCUMENTED_BLOCK = Block(
@@ -109,12 +115,13 @@ DOCUMENTED_BLOCK = Block(
     previous_hash=GENESIS,
     block_hash="",
     duration_ms=40,
+    schema_hash=SEALED,
+    sealed_schema=SEALED,
 )
 
 
-def test_canonical_bytes_match_documented_text_when_given_one_block():
-    b = DOCUMENTED_BLOCK
-    data = canonical_bytes(
+def fields(b: Block) -> dict[str, object]:
+    return dict(
         height=b.height,
         previous_hash=b.previous_hash,
         number=b.number,
@@ -127,11 +134,39 @@ def test_canonical_bytes_match_documented_text_when_given_one_block():
         mode=b.mode,
     )
 
+
+def test_canonical_bytes_match_documented_text_when_given_one_block():
+    b = DOCUMENTED_BLOCK
+    data = canonical_bytes(**fields(b), sealed_schema=b.sealed_schema)
+
     assert data == EXPECTED_CANONICAL
+
+
+def test_canonical_bytes_of_format_1_keep_their_ten_lines():
+    data = canonical_bytes(**fields(DOCUMENTED_BLOCK), block_format=1)
+
+    assert data == EXPECTED_CANONICAL_V1
+
+
+def test_canonical_bytes_leave_the_schema_line_empty_when_nothing_is_sealed():
+    data = canonical_bytes(**fields(DOCUMENTED_BLOCK))
+
+    assert data.endswith(b"\nmode=transaction\nschema=")
 
 
 def test_recompute_returns_sha256_of_canonical_bytes_when_given_one_block():
     assert recompute(DOCUMENTED_BLOCK) == hashlib.sha256(EXPECTED_CANONICAL).hexdigest()
+    old = replace(DOCUMENTED_BLOCK, block_format=1, sealed_schema=None)
+    assert recompute(old) == hashlib.sha256(EXPECTED_CANONICAL_V1).hexdigest()
+
+
+def test_recompute_covers_the_sealed_fingerprint_but_not_the_stored_one():
+    assert recompute(replace(DOCUMENTED_BLOCK, sealed_schema="6" * 64)) != recompute(
+        DOCUMENTED_BLOCK
+    )
+    assert recompute(replace(DOCUMENTED_BLOCK, schema_hash=None)) == recompute(
+        DOCUMENTED_BLOCK
+    )
 
 
 def test_recompute_ignores_duration_when_only_duration_differs():

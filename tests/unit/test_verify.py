@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from chainops import verify
+from chainops import chain, verify
 from chainops.errors import AppliedFileChanged, LedgerTampered
 from chainops.model import Drift, FindingKind
 from chainops.source import lockfile
@@ -77,7 +77,7 @@ def test_verify_reports_history_outcome_that_disagrees_with_the_block_mode():
         ({"tables": frozenset({"blockchain_migrations_meta"})}, "is missing while"),
         ({"guards": ("rule r on blockchain_migrations",)}, "rule r on"),
         ({"meta": (("environment", "development"),)}, "format_version row"),
-        ({"meta": (("format_version", "2"),)}, "environment marker"),
+        ({"meta": (("format_version", "3"),)}, "environment marker"),
     ],
 )
 def test_verify_reports_ledger_tables_and_meta_rows_that_were_tampered(change, says):
@@ -146,3 +146,45 @@ def test_raise_findings_names_the_first_problem_and_counts_the_rest():
 def test_raise_findings_reports_ledger_problem_as_tampering():
     with pytest.raises(LedgerTampered):
         verify.raise_findings(verify.verify(snapshot(blocks_for([A]), history=()), [A]))
+
+
+def _relinked(blocks):
+    """Blocks with every link and hash recomputed: a consistent chain."""
+    out = []
+    for b in blocks:
+        b = replace(b, previous_hash=chain.head_hash(out))
+        out.append(replace(b, block_hash=chain.recompute(b)))
+    return out
+
+
+SEAL = "5" * 64
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "says"),
+    [
+        ({"block_format": 2}, {"block_format": 1}, "claims block format 1"),
+        ({}, {"block_format": 3}, "claims block format 3"),
+        ({}, {"sealed_schema": SEAL, "schema_hash": "6" * 64}, "other than the one"),
+        ({"block_format": 1}, {"block_format": 1, "sealed_schema": SEAL}, "other"),
+    ],
+)
+def test_verify_reports_block_formats_and_sealed_fingerprints_that_were_rewritten(
+    first, second, says
+):
+    a, b = blocks_for([A, B])
+    ledger = snapshot(_relinked([replace(a, **first), replace(b, **second)]))
+
+    found = verify.verify(ledger, [A, B])
+
+    assert [f.kind for f in found] == [FindingKind.TAMPERED]
+    assert says in found[0].message
+
+
+def test_verify_accepts_format_1_blocks_then_sealed_format_2_blocks():
+    a, b = blocks_for([A, B])
+    sealed = {"sealed_schema": SEAL, "schema_hash": SEAL}
+    blocks = _relinked([replace(a, block_format=1, schema_hash="6" * 64),
+                        replace(b, **sealed)])  # fmt: skip
+
+    assert verify.verify(snapshot(blocks), [A, B]) == []

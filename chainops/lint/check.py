@@ -118,8 +118,7 @@ def analyze(sources: Sequence[Source], version: int, *, one_run: bool) -> Analys
             version=version,
             no_transaction_directive=directives.no_transaction_line is not None,
         )
-        created_before = set(run.created)
-        hits = rules.check_file(facts, run)
+        hits, blocking = rules.check_file(facts, run)
         places = _places(source.text, [start for start, _, _ in spans])
         touches = [locks.touches(node) for node in nodes]
         for hit in hits:
@@ -131,15 +130,13 @@ def analyze(sources: Sequence[Source], version: int, *, one_run: bool) -> Analys
                 rule.fix, strongest.name if strongest else None,
             )  # fmt: skip
             found.append((hit.index, finding))
-        for index, statement in enumerate(touches):
-            for touch in statement:
-                if touch.blocks_writes and touch.table not in created_before:
-                    line, column = places[index]
-                    words = " ".join(texts[index].split()[:2]).upper()
-                    locking.append(
-                        Locking(source.path, line, column, words, index, touch.table,
-                                touch.name, touch.level)
-                    )  # fmt: skip
+        for index, touch in blocking:
+            line, column = places[index]
+            words = " ".join(texts[index].split()[:2]).upper()
+            locking.append(
+                Locking(source.path, line, column, words, index, touch.table,
+                        touch.name, touch.level)
+            )  # fmt: skip
         scopes += _scopes(source, spans, found)
     return Analysis(tuple(found), tuple(locking), tuple(scopes), len(sources), version)
 

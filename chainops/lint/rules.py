@@ -65,13 +65,14 @@ def is_transactional(nodes: list[ast.Node]) -> bool:
     )
 
 
-def check_file(facts: FileFacts, run: Run) -> list[Hit]:
-    """Every hit in one file, updating `run` with what the file creates."""
+def check_file(facts: FileFacts, run: Run) -> tuple[list[Hit], list[tuple[int, Touch]]]:
+    """Every hit in one file, and each statement's write-blocking locks on tables
+    that existed before it; updates `run` with what the file creates."""
     checker = _Checker(facts, run)
     for index, node in enumerate(facts.nodes):
         checker.statement(index, node)
     checker.finish()
-    return checker.hits
+    return checker.hits, checker.blocking
 
 
 class _Checker:
@@ -83,6 +84,7 @@ class _Checker:
         self.ddl_tables: set[str] = set()
         self.dml: list[tuple[int, str]] = []
         self.said_transaction = False
+        self.blocking: list[tuple[int, Touch]] = []
 
     def hit(self, rule: str, index: int, message: str) -> None:
         self.hits.append(Hit(rule, index, message))
@@ -94,6 +96,7 @@ class _Checker:
         for touch in locks.touches(node):
             if touch.blocks_writes and self.existing(touch.table):
                 self.ddl_tables.add(touch.table)
+                self.blocking.append((i, touch))
         if isinstance(node, ast.CreateStmt):
             self.create_table(i, node)
         elif isinstance(node, ast.IndexStmt):

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from chainops.config import LintSettings
-from chainops.errors import ConfigError
+from chainops.errors import ConfigError, MigrationFileError
 from chainops.lint import locks, rules
 from chainops.lint.catalog import RULES, LintFinding, Severity
 from chainops.source.directives import parse_directives, parse_lint_ignores
@@ -87,11 +87,19 @@ class LintReport:
         return tuple(f for f in self.findings if f.suppressed is None)
 
 
-def analyze(sources: Sequence[Source], version: int, *, one_run: bool) -> Analysis:
+def analyze(
+    sources: Sequence[Source],
+    version: int,
+    *,
+    one_run: bool,
+    skip_unparsable: bool = False,
+) -> Analysis:
     """Run every rule over the files in order.
 
     `one_run`: the files are applied together (the pending ones), so a table one of
     them creates is new for the rest; otherwise each file is its own deploy.
+    `skip_unparsable`: leave a file the parser refuses to the server (migrate does:
+    the server places the error and records the failed attempt).
     """
     run = rules.Run()
     found: list[tuple[int, LintFinding]] = []
@@ -103,7 +111,12 @@ def analyze(sources: Sequence[Source], version: int, *, one_run: bool) -> Analys
             run.indexes.clear()
         if len(source.text) > PARSE_LIMIT:  # seed data: parsing it costs seconds
             continue
-        spans = parse_tree(source.text, source.path)
+        try:
+            spans = parse_tree(source.text, source.path)
+        except MigrationFileError:
+            if not skip_unparsable:
+                raise
+            continue
         directives = parse_directives(source.text, source.path)
         nodes = [node for _, _, node in spans]
         texts = [source.text[start:end] for start, end, _ in spans]

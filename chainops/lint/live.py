@@ -25,13 +25,16 @@ def lint_files(
     *,
     one_run: bool,
     note: str | None = None,
+    skip_unparsable: bool = False,
 ) -> LintReport:
     """Lint `sources` for the configured PostgreSQL version, else the server's;
     with a connection the size-aware rule weighs each blocking lock."""
     version = settings.lint.target_version
     if version is None:
         version = read_server_version(conn) if conn is not None else DEFAULT_VERSION
-    analysis = analyze(sources, version, one_run=one_run)
+    analysis = analyze(
+        sources, version, one_run=one_run, skip_unparsable=skip_unparsable
+    )
     sizes = {}
     if conn is not None and analysis.locking:
         sizes = read_table_sizes(conn, {lock.table for lock in analysis.locking})

@@ -128,11 +128,12 @@ class _Checker:
         self.run.created.add(table)
         if not node.if_not_exists:
             self.hit("create-without-if-not-exists", i, f"CREATE TABLE {table}")
-        keys: set[str] = set()
+        keys: set[str] = set()  # a one-column key: a composite one holds references
         for element in node.tableElts or ():
             if (
                 isinstance(element, ast.Constraint)
                 and element.contype == Ct.CONSTR_PRIMARY
+                and len(element.keys or ()) == 1
             ):
                 keys.update(str(k.sval) for k in element.keys or ())
         for element in node.tableElts or ():

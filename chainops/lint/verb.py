@@ -31,7 +31,7 @@ def lint(
     or unreachable) every file is linted instead and the report says so.
     """
     if paths:
-        sources = read_paths(settings, paths)
+        sources = read_paths(paths)
         return _with_database(settings, sources, offline, one_run=False)
     return replace(_folder(settings, all_files, offline), base=_base(settings))
 
@@ -87,7 +87,7 @@ def _with_database(
         return lint_files(None, settings, sources, one_run=one_run, note=note)
 
 
-def read_paths(settings: Settings, paths: Sequence[str]) -> list[Source]:
+def read_paths(paths: Sequence[str]) -> list[Source]:
     """The files named on the command line (folders: their .sql files), in order."""
     sources: list[Source] = []
     for given in paths:
@@ -100,18 +100,12 @@ def read_paths(settings: Settings, paths: Sequence[str]) -> list[Source]:
             raise ConfigError(
                 f"{given} does not exist; pass migration files or folders to lint"
             )
-        sources += [_read(settings, file) for file in found]
+        sources += [_read(file) for file in found]
     return sources
 
 
-def _read(settings: Settings, path: Path) -> Source:
-    resolved = path.resolve()
-    base = settings.migrations_dir.resolve()
-    shown = (
-        resolved.relative_to(base).as_posix()
-        if resolved.is_relative_to(base)
-        else path.as_posix()
-    )
+def _read(path: Path) -> Source:
+    shown = path.as_posix()  # as given: a hook's annotations point at its files
     try:
         data = path.read_bytes()
     except OSError as err:

@@ -345,3 +345,13 @@ def test_finding_names_the_lock_when_the_statement_takes_one(sql, lock):
 
     assert findings
     assert {f.lock for f in findings if f.lock} == {lock}
+
+
+def test_unparsable_file_is_left_to_the_server_when_migrate_lints():
+    from chainops.errors import MigrationFileError
+
+    sources = [Source("001-schema/001-m.sql", "SELEC 1;")]
+    with pytest.raises(MigrationFileError, match=r"^001-schema/001-m.sql:1:1: syntax"):
+        analyze(sources, 14, one_run=True)
+
+    assert analyze(sources, 14, one_run=True, skip_unparsable=True).findings == ()

@@ -133,11 +133,11 @@ def analyze(
         )
         hits, blocking = rules.check_file(facts, run)
         places = _places(source.text, [start for start, _, _ in spans])
-        touches = [locks.touches(node) for node in nodes]
         for hit in hits:
             rule = RULES[hit.rule]
             line, column = places[hit.index]
-            strongest = max(touches[hit.index], key=lambda t: t.level, default=None)
+            touches = locks.touches(nodes[hit.index])
+            strongest = max(touches, key=lambda t: t.level, default=None)
             finding = LintFinding(
                 hit.rule, rule.severity, source.path, line, column, hit.message,
                 rule.fix, strongest.name if strongest else None,
@@ -167,6 +167,9 @@ def judge(
         if size is not None and _is_large(size, settings):
             found.append((lock.index, _large(lock, size)))
     overrides = dict(settings.severity)
+    scopes: dict[str, list[_Scope]] = {}
+    for scope in analysis.scopes:
+        scopes.setdefault(scope.path, []).append(scope)
     kept: list[LintFinding] = []
     for index, finding in found:
         rule = RULES[finding.rule]
@@ -175,7 +178,7 @@ def judge(
             continue
         if finding.rule in overrides:
             finding = replace(finding, severity=Severity(overrides[finding.rule]))
-        reason = _suppressed(analysis.scopes, finding, index)
+        reason = _suppressed(scopes.get(finding.path, ()), finding, index)
         kept.append(replace(finding, suppressed=reason) if reason else finding)
     kept.sort(key=lambda f: (f.path, f.line, f.column, f.rule))
     return LintReport(tuple(kept), analysis.files, analysis.version)
@@ -270,7 +273,7 @@ def _suppressed(
     if finding.rule == "bad-lint-ignore":
         return None
     for scope in scopes:
-        if scope.path != finding.path or finding.rule not in scope.rules:
+        if finding.rule not in scope.rules:
             continue
         if scope.index is None or scope.index == index:
             return scope.reason

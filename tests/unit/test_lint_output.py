@@ -327,3 +327,13 @@ def test_time_of_day_is_not_in_any_output_when_rendered():
     year = str(datetime.now(timezone.utc).year)
     for fmt in ("text", "json", "sarif", "github"):
         assert year not in "\n".join(report.render(lint(DANGER), fmt))
+
+
+def test_migrate_event_marks_errors_and_warnings_when_the_watcher_prints_it():
+    from chainops import report as main_report
+    from chainops.events import Linted
+
+    lines = tuple(report.finding_line(f) for f in lint(DANGER).shown)
+    text = main_report.event_line(Linted(lines, 1, 1))
+
+    assert text.splitlines() == [f"✗ {lines[0]}", f"○ {lines[1]}"]

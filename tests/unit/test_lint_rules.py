@@ -355,3 +355,9 @@ def test_unparsable_file_is_left_to_the_server_when_migrate_lints():
         analyze(sources, 14, one_run=True)
 
     assert analyze(sources, 14, one_run=True, skip_unparsable=True).findings == ()
+
+
+def test_findings_are_the_same_when_the_server_is_15_or_18():
+    files = [sql if isinstance(sql, str) else sql[1] for _, sql in FIRES]
+    for sql in files:
+        assert lint(sql, version=15).findings == lint(sql, version=18).findings

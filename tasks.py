@@ -48,9 +48,15 @@ def _task(command: Command) -> Task:
     body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     body.__doc__ = command.help
     name = command.task.rpartition(".")[2]
-    positional = [option.param for option in options if option.positional]
+    positional = [o.param for o in options if o.positional and not o.many]
+    iterable = [option.param for option in options if option.many]
     return Task(
-        body, name=name, help=helps, default=name == "apply", positional=positional
+        body,
+        name=name,
+        help=helps,
+        default=name == "apply",
+        positional=positional,
+        iterable=iterable,
     )
 
 

@@ -27,6 +27,7 @@ WORKLOADS = (
     "verify",
     "watch",
     "fingerprint",
+    "lint",
     "imports",
 )
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -141,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
                 watched, rows = watch.measure(ctx, runs)
                 results += [watched] if watched else []
                 extra += rows
+            if "lint" in only:
+                from bench import lint
+
+                measure(lint.group(ctx))
             if "fingerprint" in only:
                 from bench import catalog
 

@@ -106,16 +106,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from chainops import api, report
 
     show = _shower(report.use_colour(sys.stdout))
-    result = api.baseline(
-        _target(args, show),
-        args.through,
-        on_event=show,
-    )
-    n = len(result.applied)
-    _out(
-        f"Baselined {n} migration{'s' if n != 1 else ''} without running them; "
-        f"chain head {errors.short(result.head)} (block {result.height})"
-    )
+    result = api.baseline(_target(args, show), args.through, on_event=show)
+    _out(report.baseline_summary(result))
     return errors.EXIT_OK
 
 
@@ -201,6 +193,16 @@ def cmd_create(args: argparse.Namespace) -> int:
             f"({created.locked}); commit it with the migrations"
         )
     return errors.EXIT_OK
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from chainops.lint import report, verb
+
+    found = verb.lint(_settings(args), args.paths, all_files=args.all_files,
+                      offline=args.offline)  # fmt: skip
+    for line in report.render(found, "json" if args.json else args.output_format):
+        _out(line)
+    return errors.LintFailed.exit_code if found.errors else errors.EXIT_OK
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
@@ -299,8 +301,6 @@ def cmd_db(args: argparse.Namespace) -> int:
         changed = api.db_schema(_target(args))
         _out(f"✓ {'wrote' if changed else 'unchanged:'} {path}")
     elif args.action == "restore":
-        from pathlib import Path
-
         backup = Path(args.file)
         if not backup.is_absolute() and not backup.exists():
             backup = settings.project_root / backup  # as the backup line prints it
@@ -335,11 +335,11 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "verify": cmd_verify,
     "create": cmd_create,
     "lock": cmd_lock,
+    "lint": cmd_lint,
     "dev": cmd_dev,
     "watch": cmd_watch,
     "explorer": cmd_explorer,
     **{c.verb: cmd_db for c in COMMANDS if c.verb.startswith("db ")},
-    "db restore": cmd_db,
     "baseline": cmd_baseline,
     "reset-dev": cmd_reset_dev,
 }

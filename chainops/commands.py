@@ -30,6 +30,7 @@ class Option:
     tristate: bool = False  # --flag / --no-flag / neither (None)
     default: Any = None
     positional: bool = False  # given without its flag: `db restore FILE`
+    many: bool = False  # a list: `lint PATH...` (invoke: --paths A --paths B)
 
     @property
     def name(self) -> str:
@@ -157,6 +158,37 @@ COMMANDS = (
         ),
     ),
     Command(
+        "lint",
+        "migrate.lint",
+        "Lint migrations for statements that lock or break production "
+        "(docs/lint.md); pending files by default.",
+        (
+            Option(
+                "paths",
+                "files or folders to lint instead of the pending migrations",
+                str,
+                metavar="PATH",
+                positional=True,
+                many=True,
+                default=(),
+            ),
+            Option(
+                "all",
+                "lint every migration, not only the pending ones",
+                dest="all_files",
+            ),
+            Option("offline", "do not connect to the database: static rules only"),
+            JSON,
+            Option(
+                "format",
+                "text (default), json, sarif or github",
+                str,
+                dest="output_format",
+                metavar="FORMAT",
+            ),
+        ),
+    ),
+    Command(
         "lock",
         "migrate.lock",
         "Rewrite migrations/chain.lock from the files (after adding one by hand).",
@@ -253,6 +285,12 @@ def parse_values(command: Command, given: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for option in options_of(command):
         raw = given.get(option.name)
+        if option.many:
+            many = (
+                raw if isinstance(raw, (list, tuple)) else () if raw is None else [raw]
+            )
+            values[option.name] = tuple(str(item) for item in many)
+            continue
         if raw is None or (raw is False and not option.tristate):
             if option.required and option.positional:
                 raise ConfigError(
@@ -341,8 +379,8 @@ def _add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -
     for option in options:
         flag = f"--{option.flag}"
         if option.positional:  # optional here: a missing one is chainops' error
-            parser.add_argument(option.name, nargs="?", metavar=option.metavar,
-                                help=option.help)  # fmt: skip
+            parser.add_argument(option.name, nargs="*" if option.many else "?",
+                                metavar=option.metavar, help=option.help)  # fmt: skip
         elif option.tristate:
             parser.add_argument(
                 flag, dest=option.name, action=argparse.BooleanOptionalAction,

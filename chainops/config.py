@@ -39,6 +39,18 @@ _IDENTIFIER_LIMIT = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer identifie
 
 
 @dataclass(frozen=True)
+class LintSettings:
+    """`[tool.chainops.lint]`: which rules, their severities, the target server."""
+
+    disable: frozenset[str] = frozenset()
+    enable: frozenset[str] = frozenset()  # rules that are off by default
+    severity: tuple[tuple[str, str], ...] = ()  # (rule, "error" or "warning")
+    target_version: int | None = None  # None: the connected server's, else 14
+    large_table_rows: int = 1_000_000
+    large_table_bytes: int = 1 << 30
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know; built once per command."""
 
@@ -54,6 +66,7 @@ class Settings:
     backup_keep: int = 10
     digest_key: Path | None = None  # Ed25519 private key (PEM) that signs digests
     digest_public_key: Path | None = None  # its public half, to check them
+    lint: LintSettings = LintSettings()
 
     @property
     def is_production(self) -> bool:
@@ -192,7 +205,67 @@ def load_settings(
         backup_keep=int(keep),
         digest_key=key_path("CHAINOPS_DIGEST_KEY", "digest_key"),
         digest_public_key=key_path("CHAINOPS_DIGEST_PUBLIC_KEY", "digest_public_key"),
+        lint=parse_lint_settings(project.get("lint", {})),
     )
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(|B|kB|MB|GB|TB)\s*$", re.IGNORECASE)
+
+
+def parse_lint_settings(table: object) -> LintSettings:
+    """Check `[tool.chainops.lint]`; rule ids are checked by the linter itself."""
+    where = "[tool.chainops.lint]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} is not a table; write it as a TOML table")
+    unknown = sorted(set(table) - set(_LINT_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where} has an unknown key {unknown[0]!r}; use {', '.join(_LINT_KEYS)}"
+        )
+
+    def names(key: str) -> frozenset[str]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} {key} is not a list of rule ids; e.g. {key} = "
+                              '["drop-table"]')  # fmt: skip
+        return frozenset(value)
+
+    severity = table.get("severity", {})
+    if not isinstance(severity, dict) or not all(
+        v in ("error", "warning") for v in severity.values()
+    ):
+        raise ConfigError(
+            f"{where} severity maps rule ids to error or warning; e.g. "
+            'severity = { drop-table = "error" }'
+        )
+    version = table.get("target_version")
+    if version is not None and (not isinstance(version, int) or version < 10):
+        raise ConfigError(f"{where} target_version {version!r} is not a PostgreSQL "
+                          "major version; use e.g. 16")  # fmt: skip
+    rows = table.get("large_table_rows", LintSettings.large_table_rows)
+    if not isinstance(rows, int) or rows < 0:
+        raise ConfigError(f"{where} large_table_rows {rows!r} is not a whole number")
+    return LintSettings(
+        names("disable"),
+        names("enable"),
+        tuple(sorted(severity.items())),
+        version,
+        rows,
+        _bytes(table.get("large_table_bytes", LintSettings.large_table_bytes)),
+    )
+
+
+_LINT_KEYS = ("disable", "enable", "severity", "target_version", "large_table_rows",
+              "large_table_bytes")  # fmt: skip
+_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
+
+
+def _bytes(value: object) -> int:
+    match = _SIZE.match(str(value)) if isinstance(value, (int, str)) else None
+    if match is None:
+        raise ConfigError(f"[tool.chainops.lint] large_table_bytes {value!r} is not "
+                          'a size; use e.g. 1073741824 or "1GB"')  # fmt: skip
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 DURATION = re.compile(r"^\d+(?:\.\d+)?\s*(?:us|ms|s|min|h|d)?$")

@@ -183,6 +183,19 @@ class Refused(ChainopsError):
     exit_code = 7
 
 
+class LintFailed(ChainopsError):
+    """The linter found error-level problems; in production migrate refuses them.
+
+    `findings` holds the lint findings (lint.catalog.LintFinding) for the report.
+    """
+
+    exit_code = 8
+
+    def __init__(self, message: str, findings: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.findings = findings
+
+
 class Interrupted(ChainopsError):
     """The run was stopped by a signal; the current migration was rolled back."""
 
@@ -198,6 +211,7 @@ EXIT_CODES: dict[str, int] = {
     "DatabaseAccessError": DatabaseAccessError.exit_code,
     "MigrationFailed": MigrationFailed.exit_code,
     "Refused": Refused.exit_code,
+    "LintFailed": LintFailed.exit_code,
     "unexpected error": EXIT_UNEXPECTED,
     "interrupted (Ctrl-C)": EXIT_INTERRUPTED,
 }

@@ -80,6 +80,16 @@ class SchemaFileWritten:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Linted:
+    """Event: the pending files were linted before applying; `lines` are the
+    findings as `file:line:col: severity rule message; fix` lines."""
+
+    lines: tuple[str, ...]
+    errors: int
+    warnings: int
+
+
 Event = (
     Applied
     | Waiting
@@ -89,6 +99,7 @@ Event = (
     | BackedUp
     | LockStale
     | SchemaFileWritten
+    | Linted
 )
 
 

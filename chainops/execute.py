@@ -13,8 +13,21 @@ from contextlib import AbstractContextManager
 
 from chainops import chain, plan, verify
 from chainops.config import Settings
-from chainops.errors import LedgerTampered, LockHeld, PartiallyApplied
-from chainops.events import Applied, DriftFound, Event, OutOfOrderAllowed, Waiting
+from chainops.errors import (
+    LedgerTampered,
+    LintFailed,
+    LockHeld,
+    PartiallyApplied,
+    more,
+)
+from chainops.events import (
+    Applied,
+    DriftFound,
+    Event,
+    Linted,
+    OutOfOrderAllowed,
+    Waiting,
+)
 from chainops.model import ApplyFile, Block, LedgerSnapshot, MigrationFile, Options
 from chainops.results import ApplyResult
 from chainops.source import scan
@@ -66,6 +79,8 @@ def migrate(
                 "run the dry run again once it has finished"
             ) from None
         raise
+    if first.steps:  # nothing pending: no parser, no lint
+        _lint(conn, settings, first.files, emit)
     if options.dry_run:  # reads only: no lock, no ledger created
         return ApplyResult(
             (), snapshot.head, snapshot.height, plan.describe(first), _drift(snapshot)
@@ -92,6 +107,31 @@ def migrate(
             return ApplyResult((), snapshot.head, snapshot.height, (), _drift(snapshot))
         return _apply(
             conn, settings, snapshot, steps.steps, options, emit, before_apply
+        )
+
+
+def _lint(
+    conn: Conn, settings: Settings, pending: Sequence[MigrationFile], emit: Emit
+) -> None:
+    """Lint the pending files as one run; production refuses an error-level finding
+    that no lint-ignore line in the file suppresses."""
+    from chainops.lint import live, report
+
+    # A file the parser refuses is left to the server, which places the error.
+    sources = live.sources_of(pending)
+    found = live.lint_files(conn, settings, sources, one_run=True, skip_unparsable=True)
+    shown = found.shown
+    if shown:
+        lines = tuple(report.finding_line(f) for f in shown)
+        emit(Linted(lines, found.errors, len(shown) - found.errors))
+    if settings.is_production and found.errors:
+        first = next(f for f in shown if f.is_error)
+        raise LintFailed(
+            f"{first.path}:{first.line}:{first.column}: {first.rule} "
+            f"{first.message}{more(found.errors - 1, 'lint error')}; production "
+            "applies nothing a lint error flags: fix the file, or add -- "
+            f"chainops:lint-ignore={first.rule} <reason> above the statement",
+            shown,
         )
 
 

@@ -15,6 +15,7 @@ from chainops.events import (
     BackedUp,
     DriftFound,
     Event,
+    Linted,
     LockStale,
     OutOfOrderAllowed,
     SchemaFileWritten,
@@ -84,6 +85,11 @@ def event_line(event: Event, colour: bool = False) -> str:
         return (
             f"{_mark(OK, colour)} backed up to {event.path} (restore: {event.restore})"
         )
+    if isinstance(event, Linted):  # lines read `path:line:col: severity rule ...`
+        return "\n".join(
+            f"{_mark(BAD if ': error ' in line else PENDING, colour)} {line}"
+            for line in event.lines
+        )
     if isinstance(event, LockStale):
         message = with_more(event.findings[0].message, len(event.findings) - 1)
         return (
@@ -136,6 +142,14 @@ _STATE_TEXT = {
     State.CHANGED: "edited after it was applied",
     State.MISSING: "applied, file missing",
 }
+
+
+def baseline_summary(result: ApplyResult) -> str:
+    n = len(result.applied)
+    return (
+        f"Baselined {n} migration{'s' if n != 1 else ''} without running them; "
+        f"chain head {short(result.head)} (block {result.height})"
+    )
 
 
 def status_lines(report: StatusReport, colour: bool = False) -> list[str]:

@@ -8,15 +8,21 @@ with the file's line, so a misspelt directive never goes silently unobeyed.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from chainops.config import DURATION
 from chainops.errors import MigrationFileError
 from chainops.model import Directives, MigrationFile
 from chainops.source.files import locate
 
-NAMES = ("no-transaction", "lock-timeout", "statement-timeout")
+NAMES = ("no-transaction", "lock-timeout", "statement-timeout", "lint-ignore")
 _LINE = re.compile(
     r"^[ \t]*--[ \t]*chainops:[ \t]*(\S*?)[ \t]*(?:=[ \t]*(\S*))?[ \t]*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+# `-- chainops:lint-ignore=rule[,rule] reason`: the reason is free text.
+_IGNORE = re.compile(
+    r"^[ \t]*--[ \t]*chainops:[ \t]*lint-ignore[ \t]*(?:=[ \t]*([^\s]*))?(.*)$",
     re.MULTILINE | re.IGNORECASE,
 )
 _START = re.compile(rb"--[ \t]*chainops:", re.IGNORECASE)
@@ -45,6 +51,8 @@ def parse_directives(text: str, path: str) -> Directives:
     for match in _LINE.finditer(text):
         name, value = match.group(1).lower(), match.group(2)
         line = locate(text, match.start())[0]
+        if name == "lint-ignore":  # read by parse_lint_ignores, for the linter
+            continue
         if name not in NAMES:
             raise MigrationFileError(
                 f"{path}:{line}: unknown directive chainops:{match.group(1)}; "
@@ -71,6 +79,25 @@ def parse_directives(text: str, path: str) -> Directives:
         str(lock) if lock is not None else None,
         str(statement) if statement is not None else None,
     )
+
+
+class LintIgnore(NamedTuple):
+    """A `-- chainops:lint-ignore=<rule> <reason>` line; the linter judges it."""
+
+    offset: int  # where the line starts in the text
+    line: int
+    rules: tuple[str, ...]
+    reason: str
+
+
+def parse_lint_ignores(text: str) -> list[LintIgnore]:
+    """Every lint-ignore line, also those without rule or reason (a lint finding)."""
+    found = []
+    for match in _IGNORE.finditer(text):
+        rules = tuple(r for r in (match.group(1) or "").lower().split(",") if r)
+        line = locate(text, match.start())[0]
+        found.append(LintIgnore(match.start(), line, rules, match.group(2).strip()))
+    return found
 
 
 def read_directives(file: MigrationFile) -> Directives:

@@ -155,6 +155,23 @@ def _classify(source: str, where: str) -> tuple[str | None, str | None]:
     return _describe_no_transaction(node), None
 
 
+def parse_tree(text: str, path: str) -> list[tuple[int, int, ast.Node]]:
+    """Each statement's start and end (character offsets, the comments before it
+    skipped) with its parse tree, for the linter; one parser call for the file."""
+    try:
+        raws = parse_sql(text)
+    except ParseError:
+        check_syntax(text, path)  # raises the error placed at its line and column
+        raise  # pragma: no cover - check_syntax refuses what parse_sql refused
+    found: list[tuple[int, int, ast.Node]] = []
+    for raw in raws:  # pglast gives character offsets; a length of 0 means the end
+        begin = raw.stmt_location or 0
+        end = begin + raw.stmt_len if raw.stmt_len else len(text)
+        if raw.stmt is not None:
+            found.append((_skip_gap(text, begin), end, raw.stmt))
+    return found
+
+
 def tokens_of(sql: str) -> list[str]:
     """PostgreSQL's tokens of a short text, with the text between them kept as
     tokens of their own: "".join(tokens_of(sql)) == sql."""
@@ -223,6 +240,11 @@ def _skip_block_comment(text: str, position: int) -> int:
             depth, position = depth - 1, closing + 2
         if depth == 0:
             return position
+
+
+def describe_no_transaction(node: ast.Node | None) -> str | None:
+    """Name the statement if PostgreSQL refuses it inside a transaction block."""
+    return _describe_no_transaction(node)
 
 
 def _describe_no_transaction(node: ast.Node | None) -> str | None:

@@ -17,6 +17,7 @@ from chainops.errors import (
     DriftError,
     Interrupted,
     LedgerTampered,
+    LintFailed,
     LockHeld,
     LockTimeout,
     MigrationFailed,
@@ -47,6 +48,7 @@ DOCUMENTED_EXIT_CODES = {
     PermissionDenied: 5,
     MigrationFailed: 6,
     Refused: 7,
+    LintFailed: 8,
     Interrupted: 130,
 }
 
@@ -84,6 +86,7 @@ def test_exit_code_table_covers_every_error_class_when_one_is_added():
         ("DatabaseAccessError", 5),
         ("MigrationFailed", 6),
         ("Refused", 7),
+        ("LintFailed", 8),
         ("unexpected error", 70),
         ("interrupted (Ctrl-C)", 130),
     ],

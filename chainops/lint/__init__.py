@@ -1,0 +1,1 @@
+"""The migration linter: rules over pglast's parse tree, suppression, output formats."""

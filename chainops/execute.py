@@ -80,7 +80,8 @@ def migrate(
             ) from None
         raise
     if first.steps:  # nothing pending: no parser, no lint
-        _lint(conn, settings, first.files, emit)
+        production = settings.is_production or snapshot.is_production
+        _lint(conn, settings, first.files, emit, production)
     if options.dry_run:  # reads only: no lock, no ledger created
         return ApplyResult(
             (), snapshot.head, snapshot.height, plan.describe(first), _drift(snapshot)
@@ -111,10 +112,15 @@ def migrate(
 
 
 def _lint(
-    conn: Conn, settings: Settings, pending: Sequence[MigrationFile], emit: Emit
+    conn: Conn,
+    settings: Settings,
+    pending: Sequence[MigrationFile],
+    emit: Emit,
+    production: bool,
 ) -> None:
-    """Lint the pending files as one run; production refuses an error-level finding
-    that no lint-ignore line in the file suppresses."""
+    """Lint the pending files as one run; production (local settings or the
+    ledger's own marker) refuses an error-level finding that no lint-ignore line in
+    the file suppresses."""
     from chainops.lint import live, report
 
     # A file the parser refuses is left to the server, which places the error.
@@ -124,7 +130,7 @@ def _lint(
     if shown:
         lines = tuple(report.finding_line(f) for f in shown)
         emit(Linted(lines, found.errors, len(shown) - found.errors))
-    if settings.is_production and found.errors:
+    if production and found.errors:
         first = next(f for f in shown if f.is_error)
         raise LintFailed(
             f"{first.path}:{first.line}:{first.column}: {first.rule} "

@@ -110,6 +110,17 @@ def test_migrate_refuses_an_unsuppressed_lint_error_when_in_production(project):
     assert project.query("SELECT to_regclass('orders_total')")[0][0] is None
 
 
+def test_migrate_refuses_a_lint_error_when_the_ledger_says_production(project):
+    project.write({BIG: ORDERS})
+    api.apply(project.target_with(environment="production"), backup=False)  # marks
+    project.write({"001-schema/002-index.sql": DANGEROUS})
+
+    with pytest.raises(LintFailed):
+        api.apply(project.target_with(environment="development"), backup=False)
+
+    assert project.query("SELECT to_regclass('orders_total')")[0][0] is None
+
+
 def test_migrate_applies_a_suppressed_finding_when_in_production(project):
     fill_orders(project, 10)
     project.write(

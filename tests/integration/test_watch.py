@@ -121,6 +121,19 @@ def test_watch_applies_new_file_when_written(project, watching):
     assert tables(project) == {"a"}
 
 
+def test_watch_prints_a_saved_files_lint_findings_then_applies_it(project, watching):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    watching.starting("✓ applied #1001")
+    mark = watching.mark()
+    project.write({"001-schema/002-i.sql": "CREATE INDEX a_id ON a (id);\n"})
+
+    finding = watching.wait_for(lambda line: "index-not-concurrent" in line, mark)
+    applied = watching.starting("✓ applied #1002 002-i.sql (", mark)
+
+    assert "001-schema/002-i.sql:1:1: error index-not-concurrent" in finding
+    assert watching.lines.index(finding) < watching.lines.index(applied)
+
+
 def test_watch_applies_pending_files_when_started(project):
     project.write({"001-schema/001-a.sql": TABLE_A})  # written just now: it settles
     path = project.migrations / "001-schema/002-b.sql"

@@ -146,4 +146,11 @@ def stress(
 
 
 test = Collection("test", stress)
-ns = Collection(TASKS["dev"], _collection("migrate"), _collection("db"), bench, test)
+ns = Collection(
+    TASKS["dev"],
+    _collection("migrate"),
+    _collection("db"),
+    _collection("fleet"),
+    bench,
+    test,
+)

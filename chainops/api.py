@@ -276,7 +276,9 @@ def verify(where: Target, digest_file: Path | None = None) -> VerifyReport:
         plan.refuse_old_format(snapshot)
         from chainops.store import drift
 
-        drifted = drift.detect(conn, settings.ledger_schema, snapshot.blocks)
+        drifted = drift.detect(
+            conn, settings.ledger_schema, snapshot.blocks, settings.fingerprint_scope
+        )
         identity = ledger.read_identity(conn, settings.ledger_schema)
     anchor = None
     if digests is not None:

@@ -328,6 +328,13 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from chainops.fleet import front
+
+    run = front.migrate if args.action == "migrate" else front.check
+    return run(args, _settings(args), _out)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "digest": cmd_digest,
     "migrate": cmd_migrate,
@@ -338,6 +345,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "lint": cmd_lint,
     "dev": cmd_dev,
     "watch": cmd_watch,
+    **{c.verb: cmd_fleet for c in COMMANDS if c.verb.startswith("fleet ")},
     "explorer": cmd_explorer,
     **{c.verb: cmd_db for c in COMMANDS if c.verb.startswith("db ")},
     "baseline": cmd_baseline,

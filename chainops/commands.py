@@ -59,6 +59,19 @@ COMMON = (
     Option("schema", "schema of the ledger tables", str, dest="ledger_schema"),
 )
 JSON = Option("json", "print a JSON document")
+FLEET = (
+    Option("targets", "the targets file (default fleet.toml)", str, metavar="FILE"),
+    Option("parallel", "targets at once (default 8)", int, metavar="N"),
+    Option("per-server", "targets at once on one server (default 4)", int, metavar="N"),
+    JSON,
+    Option(
+        "format",
+        "text (default), json or junit",
+        str,
+        dest="output_format",
+        metavar="FORMAT",
+    ),
+)
 
 COMMANDS = (
     Command(
@@ -201,6 +214,57 @@ COMMANDS = (
             Option("yes", "do not ask for confirmation (needed without a terminal)"),
             Option("migrate", "then apply every migration"),
         ),
+    ),
+    Command(
+        "fleet migrate",
+        "fleet.migrate",
+        "Verify and migrate every database in fleet.toml in parallel, each on its "
+        "own; a record of the run to resume.",
+        (
+            *FLEET,
+            Option(
+                "canary",
+                "migrate this many targets first; stop if one fails",
+                int,
+                metavar="K",
+            ),
+            Option(
+                "waves",
+                "tags whose targets go first, wave by wave: canary,eu",
+                str,
+                metavar="TAGS",
+            ),
+            Option(
+                "max-failures",
+                "stop starting targets once more than this share of all failed (0.1)",
+                float,
+                metavar="RATIO",
+            ),
+            Option("dry-run", "list what each target would apply; change nothing"),
+            Option(
+                "resume",
+                "re-run the targets that did not finish in RUN (or last)",
+                str,
+                metavar="RUN",
+            ),
+            Option(
+                "backup",
+                "pg_dump each target before applying (default: on in production)",
+                tristate=True,
+            ),
+        ),
+    ),
+    Command(
+        "fleet status",
+        "fleet.status",
+        "One row per database in fleet.toml: height, head, pending and problems.",
+        FLEET,
+    ),
+    Command(
+        "fleet verify",
+        "fleet.verify",
+        "Verify every database in fleet.toml, schema drift included; nothing applied.",
+        FLEET,
     ),
     Command(
         "db start",

@@ -67,6 +67,9 @@ class Settings:
     digest_key: Path | None = None  # Ed25519 private key (PEM) that signs digests
     digest_public_key: Path | None = None  # its public half, to check them
     lint: LintSettings = LintSettings()
+    # The one schema the fingerprint covers; set by fleet mode for a tenant of a
+    # schema-per-tenant database, whose neighbours' changes are not its drift.
+    fingerprint_scope: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -81,20 +84,24 @@ def find_project_root(start: Path) -> Path:
     return start
 
 
-def _read_pyproject(root: Path) -> dict[str, Any]:
-    path = root / "pyproject.toml"
-    if not path.is_file():
-        return {}
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; a file that cannot be read is one ConfigError."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise ConfigError(
-            f"pyproject.toml cannot be read: {err}; fix the file"
-        ) from err
+        raise ConfigError(f"{path.name} cannot be read: {err}; fix the file") from err
+    return data
+
+
+def _read_pyproject(root: Path) -> dict[str, Any]:
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    data = read_toml(path)
     section = data.get("tool", {}).get("chainops", {})
     return section if isinstance(section, dict) else {}
 

@@ -196,6 +196,12 @@ class LintFailed(ChainopsError):
         self.findings = findings
 
 
+class FleetIncomplete(ChainopsError):
+    """Some targets of a fleet run did not reach the head, or did not verify."""
+
+    exit_code = 9
+
+
 class Interrupted(ChainopsError):
     """The run was stopped by a signal; the current migration was rolled back."""
 
@@ -212,6 +218,7 @@ EXIT_CODES: dict[str, int] = {
     "MigrationFailed": MigrationFailed.exit_code,
     "Refused": Refused.exit_code,
     "LintFailed": LintFailed.exit_code,
+    "FleetIncomplete": FleetIncomplete.exit_code,
     "unexpected error": EXIT_UNEXPECTED,
     "interrupted (Ctrl-C)": EXIT_INTERRUPTED,
 }

@@ -161,7 +161,9 @@ def _apply(
     found = (
         None
         if resuming
-        else drift.detect(conn, settings.ledger_schema, snapshot.blocks)
+        else drift.detect(
+            conn, settings.ledger_schema, snapshot.blocks, settings.fingerprint_scope
+        )
     )
     if found is not None:
         production = settings.is_production or snapshot.is_production
@@ -190,7 +192,9 @@ def _apply(
         added = len(blocks) > len(snapshot.blocks)
         unsealed = added and blocks[-1].sealed_schema is None
         if unsealed and ledger_intact and is_idle(conn):
-            drift.record(conn, settings.ledger_schema, len(blocks))
+            drift.record(
+                conn, settings.ledger_schema, len(blocks), settings.fingerprint_scope
+            )
     drifts = sum(1 for block in blocks if block.is_drift)
     return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks), (), drifts)
 
@@ -263,6 +267,7 @@ def _applier(conn: Conn, settings: Settings, snapshot: LedgerSnapshot) -> Applie
         mark=None
         if snapshot.environment == settings.environment
         else settings.environment,
+        scope=settings.fingerprint_scope,
     )
 
 

@@ -96,6 +96,7 @@ WITH ext AS (
     FROM pg_namespace n
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
       AND n.nspname !~ '^pg_(toast_)?temp_'
+      AND ({only}::text IS NULL OR n.nspname = {only})
       AND (n.oid, 'pg_namespace'::regclass::oid) NOT IN (SELECT objid, classid FROM ext)
 ), own AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -280,9 +281,13 @@ WHERE NOT t.tgisinternal
 
 
 def read_snapshot(
-    conn: Conn, exclude_schema: str, exclude_tables: tuple[str, ...]
+    conn: Conn,
+    exclude_schema: str,
+    exclude_tables: tuple[str, ...],
+    only_schema: str | None = None,
 ) -> Snapshot:
-    """Describe every object outside chainops' own tables, in one catalog query.
+    """Describe every object outside chainops' own tables, in one catalog query;
+    with `only_schema`, the objects of that schema alone (a tenant's).
 
     The query runs with an empty search_path, which makes the catalog functions
     qualify every name they print. On an idle autocommit connection it goes in one
@@ -303,6 +308,7 @@ def read_snapshot(
         sql.SQL(_QUERY).format(
             ledger_schema=sql.Literal(exclude_schema),
             ledger_tables=sql.Literal(list(exclude_tables)),
+            only=sql.Literal(only_schema),
         ),
     ]
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE

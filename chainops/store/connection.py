@@ -33,6 +33,9 @@ _KEEPALIVES = {
 }
 
 
+URL_ADVICE = "check DATABASE_URL in the environment or .env"
+
+
 def connect(conninfo: str, purpose: str = "migrate") -> Conn:
     """Open an autocommit connection; each migration opens its own transaction."""
     app = f"chainops {purpose} {socket.gethostname()}:{os.getpid()}"[:63]
@@ -52,8 +55,7 @@ def connect(conninfo: str, purpose: str = "migrate") -> Conn:
     except psycopg.OperationalError as err:
         raise CannotConnect(
             f"cannot connect to {describe_database(conninfo)}: "
-            f"{_clean(err, conninfo)}; "
-            "check DATABASE_URL in the environment or .env"
+            f"{_clean(err, conninfo)}; " + URL_ADVICE
         ) from err
     # Files may DEALLOCATE ALL; chainops prepares nothing that this could break.
     conn.prepare_threshold = None

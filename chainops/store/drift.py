@@ -12,16 +12,19 @@ from chainops.store.catalog_diff import diff
 from chainops.store.connection import Conn
 
 
-def read_live(conn: Conn, ledger_schema: str) -> catalog.Snapshot:
-    return catalog.read_snapshot(conn, ledger_schema, ledger.TABLES)
+def read_live(conn: Conn, ledger_schema: str, scope: str | None) -> catalog.Snapshot:
+    """The live schema: every schema, or only `scope` (a tenant's)."""
+    return catalog.read_snapshot(conn, ledger_schema, ledger.TABLES, scope)
 
 
-def detect(conn: Conn, ledger_schema: str, blocks: tuple[Block, ...]) -> Drift | None:
+def detect(
+    conn: Conn, ledger_schema: str, blocks: tuple[Block, ...], scope: str | None
+) -> Drift | None:
     """Drift since the head block's fingerprint; None when none or none was recorded."""
     head = blocks[-1] if blocks else None
     if head is None or head.schema_hash is None:
         return None
-    live = read_live(conn, ledger_schema)
+    live = read_live(conn, ledger_schema, scope)
     actual = catalog.fingerprint(live)
     if actual == head.schema_hash:
         return None
@@ -30,9 +33,9 @@ def detect(conn: Conn, ledger_schema: str, blocks: tuple[Block, ...]) -> Drift |
     return Drift(head, head.schema_hash, actual, tuple(changes))
 
 
-def record(conn: Conn, ledger_schema: str, height: int) -> str:
+def record(conn: Conn, ledger_schema: str, height: int, scope: str | None) -> str:
     """Fingerprint the live schema onto the block at `height`; return the hash."""
-    live = read_live(conn, ledger_schema)
+    live = read_live(conn, ledger_schema, scope)
     digest = catalog.fingerprint(live)
     ledger.record_schema(conn, ledger_schema, height, digest, catalog.compress(live))
     return digest

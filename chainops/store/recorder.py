@@ -22,11 +22,18 @@ class Recorder:
     """Writes blocks on one connection on behalf of one user and host."""
 
     def __init__(
-        self, conn: Conn, schema: str, user: str, host: str, mark: str | None
+        self,
+        conn: Conn,
+        schema: str,
+        user: str,
+        host: str,
+        mark: str | None,
+        scope: str | None,
     ) -> None:
         """`mark`: the environment to record with the run's first block, if the
-        ledger's marker says otherwise."""
+        ledger's marker says otherwise; `scope`: the one schema fingerprinted."""
         self.conn, self.schema, self.user, self.host = conn, schema, user, host
+        self.scope = scope
         self._mark = (
             ledger.mark_environment(schema, mark).as_bytes(conn) if mark else b""
         )
@@ -88,7 +95,7 @@ class Recorder:
 
     def fingerprint(self) -> tuple[str, bytes]:
         """The live schema's fingerprint and compressed snapshot, for a block."""
-        live = catalog.read_snapshot(self.conn, self.schema, ledger.TABLES)
+        live = catalog.read_snapshot(self.conn, self.schema, ledger.TABLES, self.scope)
         return catalog.fingerprint(live), catalog.compress(live)
 
     def _row(

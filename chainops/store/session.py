@@ -62,10 +62,11 @@ class Applier(Recorder):
         lock_timeout: str,
         statement_timeout: str,
         mark: str | None = None,
+        scope: str | None = None,
     ) -> None:
         """`mark`: the environment to record with the run's first block, if the
-        ledger's marker says otherwise."""
-        super().__init__(conn, schema, user, host, mark)
+        ledger's marker says otherwise; `scope`: the one schema fingerprinted."""
+        super().__init__(conn, schema, user, host, mark, scope)
         self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
         self._default_timeouts = self._timeouts(Directives(), "LOCAL")
         self._reset = session_reset(conn)

@@ -1,0 +1,139 @@
+"""The `fleet` commands for both front ends: targets read, the run, its record, and
+the output in the format asked for. `cli` hands over the parsed options and its
+two writers; every failure of the fleet as a whole is one ChainopsError."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from chainops import api
+from chainops.config import Settings
+from chainops.errors import ConfigError, FleetIncomplete
+from chainops.fleet import record, report
+from chainops.fleet.run import FleetOptions, FleetRun, Outcome
+from chainops.fleet.survey import survey
+from chainops.fleet.targets import FLEET_FILE, FleetTarget, read_targets
+from chainops.source import lockfile
+
+Write = Callable[[str], None]
+FORMATS = ("text", "json", "junit")
+
+
+def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
+    """`fleet migrate`: verify and migrate every target; a record of the run."""
+    fmt = _format(args)
+    targets = _targets(args, settings)
+    root = settings.project_root
+    previous = record.load(root, args.resume) if args.resume else None
+    if previous is not None:
+        left = set(previous.unfinished)
+        targets = [t for t in targets if t.name in left]
+    files = api.load_files(settings)
+    lock = lockfile.read_lock(settings.migrations_dir)
+    options = _options(args)
+    show: Callable[[Outcome], None] = (
+        (lambda o: out(report.outcome_line(o))) if fmt == "text" else _quiet
+    )
+    outcomes = FleetRun(settings, targets, files, options, show).run()
+    run = record.RunRecord(
+        previous.run_id if previous else record.new_run_id(),
+        previous.started_at if previous else datetime.now(timezone.utc).isoformat(),
+        lock.head if lock else "",
+        str(_targets_path(args, settings)),
+        record.merge(previous, outcomes) if previous else tuple(outcomes),
+    )
+    if not options.dry_run:
+        path = record.save(root, run)
+        shown = os.path.relpath(path, Path.cwd())
+    else:
+        shown = "dry run, not recorded"
+    if fmt == "json":
+        out(report.run_json(run))
+    elif fmt == "junit":
+        out(report.run_junit(run))
+    else:
+        out(report.run_summary(run, shown))
+    if run.unfinished:
+        raise FleetIncomplete(
+            f"{len(run.unfinished)} of {len(run.outcomes)} targets did not finish "
+            f"({_some(run.unfinished)}); fix them, then run inv fleet.migrate "
+            f"--resume {run.run_id}"
+        )
+    return 0
+
+
+def check(args: argparse.Namespace, settings: Settings, out: Write) -> int:
+    """`fleet status` and `fleet verify`: one row per target, nothing applied."""
+    fmt = _format(args)
+    verify = args.action == "verify"
+    states = survey(settings, _targets(args, settings), _options(args), verify=verify)
+    if fmt == "json":
+        out(report.states_json(states))
+    elif fmt == "junit":
+        out(report.states_junit(states, f"chainops fleet {args.action}"))
+    else:
+        for line in report.state_lines(states):
+            out(line)
+    bad = [s.name for s in states if not s.ok]
+    if bad:
+        raise FleetIncomplete(
+            f"{len(bad)} of {len(states)} targets did not verify ({_some(bad)}); "
+            "see the rows above"
+        )
+    return 0
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
+
+
+def _quiet(_outcome: Outcome) -> None:
+    """JSON and JUnit print one document at the end."""
+
+
+def _format(args: argparse.Namespace) -> str:
+    fmt = "json" if args.json else (args.output_format or "text")
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt} is unknown; use text, json or junit")
+    return fmt
+
+
+def _targets_path(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.targets) if args.targets else settings.project_root / FLEET_FILE
+
+
+def _targets(args: argparse.Namespace, settings: Settings) -> list[FleetTarget]:
+    from chainops.store import catalog_query
+
+    if args.database_url:
+        raise ConfigError(
+            "a fleet takes its databases from the targets file, not --database-url; "
+            "list it there with url_env"
+        )
+    return read_targets(
+        _targets_path(args, settings), os.environ, catalog_query.schema_names
+    )
+
+
+def _options(args: argparse.Namespace) -> FleetOptions:
+    parallel = args.parallel or 8
+    per_server = args.per_server or min(parallel, 4)
+    if parallel < 1 or per_server < 1:
+        raise ConfigError("--parallel and --per-server must be 1 or more")
+    given = getattr(args, "max_failures", None)
+    ratio = 0.1 if given is None else given
+    if not 0 <= ratio <= 1:
+        raise ConfigError("--max-failures is a ratio between 0 and 1, e.g. 0.05")
+    return FleetOptions(
+        parallel=parallel,
+        per_server=per_server,
+        canary=getattr(args, "canary", None) or 0,
+        waves=tuple(w for w in (getattr(args, "waves", None) or "").split(",") if w),
+        max_failures=ratio,
+        dry_run=bool(getattr(args, "dry_run", False)),
+        backup=getattr(args, "backup", None),
+    )

@@ -1,0 +1,263 @@
+"""Fleet mode on real servers: the system (or test) server and two more embedded
+PostgreSQL servers on free ports, dozens of databases, each failure kept to its
+target, a resume that finishes only what was left, and tenants by schema."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from chainops import api, cli
+from chainops.fleet.run import FleetOptions, FleetRun
+from chainops.fleet.targets import FleetTarget
+from chainops.store import server
+from chainops.store.connection import create_database, drop_database
+from tests.fixtures.postgres import Server
+
+FILES = {
+    "001-schema/001-a.sql": "CREATE TABLE a (id int PRIMARY KEY);\n",
+    "001-schema/002-b.sql": "CREATE TABLE b (id int PRIMARY KEY);\n",
+}
+LATER = {
+    "001-schema/003-c.sql": "CREATE TABLE c (id int PRIMARY KEY);\n"
+    "-- chainops:lint-ignore=constraint-not-valid a holds a handful of rows\n"
+    "ALTER TABLE a ADD CONSTRAINT a_positive CHECK (id > 0);\n"
+}
+PER_SERVER = 8
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
+
+
+@pytest.fixture(scope="module")
+def servers(pg_server: Server) -> Iterator[list[str]]:
+    """Admin URLs of three servers: the tests' own and two embedded ones.
+
+    Their folders are not under tmp_path: pytest sets its basetemp back to 0700
+    whenever another session starts, and under root the servers run as the
+    package's own user (as in test_server.py)."""
+    roots = [Path(tempfile.mkdtemp(prefix="chainops-fleet-")) for _ in (1, 2)]
+    try:
+        extra = [server.ensure_running(r, dbname="postgres").conninfo for r in roots]
+        yield [pg_server.admin_url, *extra]
+    finally:
+        for root in roots:
+            server.stop(root)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def databases(servers: list[str]) -> Iterator[list[str]]:
+    """PER_SERVER fresh databases on each server, as URLs."""
+    made: list[tuple[str, str]] = []
+    for n, admin_url in enumerate(servers):
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            for i in range(PER_SERVER):
+                name = f"chainops_fleet_{n}_{i}"
+                drop_database(admin, name)
+                create_database(admin, name)
+                made.append((admin_url, name))
+    try:
+        yield [psycopg.conninfo.make_conninfo(url, dbname=name) for url, name in made]
+    finally:
+        for admin_url, name in made:
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                drop_database(admin, name)
+
+
+def query(url: str, text: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(text.encode())
+        return cur.fetchall() if cur.description else []
+
+
+class Peak:
+    """The most chainops connections seen at once on each server, sampled."""
+
+    def __init__(self, admin_urls: list[str]) -> None:
+        self.admin_urls, self.peak = admin_urls, dict.fromkeys(admin_urls, 0)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="peak-sampler")
+
+    def __enter__(self) -> Peak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        conns = [psycopg.connect(u, autocommit=True) for u in self.admin_urls]
+        try:
+            while not self._done.is_set():
+                for url, conn in zip(self.admin_urls, conns, strict=True):
+                    row = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE application_name LIKE 'chainops migrate%'"
+                    ).fetchone()
+                    self.peak[url] = max(self.peak[url], int(row[0]) if row else 0)
+                time.sleep(0.005)
+        finally:
+            for conn in conns:
+                conn.close()
+
+
+def test_fleet_migrates_three_servers_keeping_each_failure_to_its_target(
+    project, servers, databases, capsys, monkeypatch
+):
+    monkeypatch.chdir(project.root)
+    project.write(FILES)
+    settings = project.with_settings(environment="production")
+    api.lock(settings)
+    failing, drifted, tampered = databases[1], databases[PER_SERVER + 2], databases[-1]
+    for url in (failing, drifted, tampered):
+        api.apply(api.target(replace(settings, database_url=url)), backup=False)
+    query(failing, "INSERT INTO a VALUES (-1)")  # data: its 003 will fail
+    query(drifted, "ALTER TABLE a ADD COLUMN note text")
+    query(tampered, "UPDATE blockchain_migrations SET applied_by = 'mallory'")
+    project.write(LATER)
+    api.lock(settings)
+    targets_file = project.root / "fleet.toml"
+    targets_file.write_text(
+        "".join(
+            f'[[target]]\nname = "db{i}"\nurl = "{url}"\n'
+            for i, url in enumerate([*databases, UNREACHABLE])
+        )
+    )
+    argv = ["fleet", "migrate", "--targets", str(targets_file), "--json",
+            "--parallel", "6", "--per-server", "2", "--max-failures", "0.5",
+            "--no-backup", "--env", "production",
+            "--migrations-dir", str(project.migrations)]  # fmt: skip
+
+    with Peak(servers) as peak:
+        code = cli.main(argv)
+    document = json.loads(capsys.readouterr().out)
+
+    assert code == 9
+    outcome = {t["name"]: (t["status"], t["kind"]) for t in document["targets"]}
+    names = {url: f"db{i}" for i, url in enumerate([*databases, UNREACHABLE])}
+    assert outcome.pop(names[failing]) == ("failed", "migration")
+    assert outcome.pop(names[drifted]) == ("failed", "drift")
+    assert outcome.pop(names[tampered]) == ("failed", "tampered")
+    assert outcome.pop(names[UNREACHABLE]) == ("failed", "unreachable")
+    assert set(outcome.values()) == {("migrated", "")}  # the other 20
+    assert all(0 < seen <= 2 for seen in peak.peak.values()), peak.peak
+    assert query(drifted, "SELECT to_regclass('c')") == [(None,)]  # nothing applied
+
+    query(failing, "DELETE FROM a")
+    code = cli.main([*argv[:-2], "--resume", "last", *argv[-2:]])
+    document = json.loads(capsys.readouterr().out)
+
+    assert code == 9  # drift, tampering and the dead server remain
+    after = {t["name"]: t for t in document["targets"]}
+    assert after[names[failing]]["status"] == "migrated", after[names[failing]]
+    assert after[names[failing]]["applied"] == 1
+    assert after[names[databases[0]]]["applied"] == 3  # from the first run, kept
+    heights = {query(url, "SELECT max(height) FROM blockchain_migrations")[0][0]
+               for url in databases if url not in (drifted, tampered)}  # fmt: skip
+    assert heights == {3}  # each finished target ran each file once
+
+
+def test_fleet_stops_starting_targets_once_too_many_failed(project):
+    project.write(FILES)
+    targets = [FleetTarget(f"dead{i}", UNREACHABLE) for i in range(4)]
+    targets.append(FleetTarget("alive", project.db_url))
+    files = api.load_files(project.settings)
+    options = FleetOptions(parallel=1, max_failures=0.2)
+
+    outcomes = FleetRun(project.settings, targets, files, options, print).run()
+
+    # 0.2 of 5 targets: the second failure is one too many.
+    assert [o.status for o in outcomes] == [*["failed"] * 2, *["not started"] * 3]
+    assert query(project.db_url, "SELECT to_regclass('a')") == [(None,)]
+
+
+def test_fleet_migrates_200_tenant_schemas_each_with_its_own_ledger(
+    project, database, capsys, monkeypatch
+):
+    monkeypatch.chdir(project.root)
+    project.write(FILES)
+    targets_file = project.root / "fleet.toml"
+    targets_file.write_text(
+        f'[[tenants]]\nname = "app"\nurl = "{database.url}"\n'
+        "schemas_query = \"SELECT 'tenant_' || g FROM generate_series(1, 200) g\"\n"
+    )
+    common = ["--targets", str(targets_file), "--migrations-dir",
+              str(project.migrations)]  # fmt: skip
+
+    assert cli.main(["fleet", "migrate", "--parallel", "4", *common]) == 0
+    project.write(LATER)
+    assert cli.main(["fleet", "migrate", "--parallel", "4", *common]) == 0
+    assert cli.main(["fleet", "verify", *common]) == 0  # no tenant drifts another
+    out = capsys.readouterr().out
+
+    assert "200 of 200 targets verified; all at 3 migrations" in out
+    ledgers = query(
+        database.url,
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'blockchain_migrations'"
+        " AND schemaname LIKE 'tenant_%'",
+    )
+    assert ledgers == [(200,)]
+    tables = query(
+        database.url,
+        "SELECT count(*) FROM pg_tables WHERE tablename IN ('a', 'b', 'c')"
+        " AND schemaname LIKE 'tenant_%'",
+    )
+    assert tables == [(600,)]
+    assert query(database.url, "SELECT to_regclass('public.a')") == [(None,)]
+    assert query(database.url, "SELECT count(*) FROM tenant_7.blockchain_migrations")
+    lines = Path(project.root / ".chainops" / "fleet-runs").glob("*.json")
+    assert len(list(lines)) == 2
+
+
+def test_fleet_status_marks_a_tenant_whose_own_schema_was_changed_by_hand(
+    project, database, capsys, monkeypatch
+):
+    monkeypatch.chdir(project.root)
+    project.write(FILES)
+    targets_file = project.root / "fleet.toml"
+    targets_file.write_text(
+        f'[[tenants]]\nurl = "{database.url}"\nschemas = ["t1", "t2"]\n'
+    )
+    common = ["--targets", str(targets_file), "--migrations-dir",
+              str(project.migrations)]  # fmt: skip
+    assert cli.main(["fleet", "migrate", *common]) == 0
+    query(database.url, "ALTER TABLE t2.a ADD COLUMN note text")
+    capsys.readouterr()
+
+    code = cli.main(["fleet", "verify", "--json", *common])
+
+    states = {t["name"]: t for t in json.loads(capsys.readouterr().out)["targets"]}
+    assert code == 9
+    assert states["t1"]["ok"] is True
+    assert states["t2"]["ok"] is False
+    assert "t2.a" in states["t2"]["problem"]
+
+
+def test_fleet_never_prints_a_password_from_the_environment(
+    project, capsys, monkeypatch
+):
+    monkeypatch.chdir(project.root)
+    project.write(FILES)
+    monkeypatch.setenv("DEAD_URL", "postgresql://app:hunter2@127.0.0.1:1/x")
+    targets_file = project.root / "fleet.toml"
+    targets_file.write_text('[[target]]\nname = "dead"\nurl_env = "DEAD_URL"\n')
+
+    code = cli.main(["fleet", "migrate", "--targets", str(targets_file),
+                     "--migrations-dir", str(project.migrations)])  # fmt: skip
+
+    out, err = capsys.readouterr()
+    assert code == 9
+    assert "hunter2" not in out + err
+    assert "cannot connect to 127.0.0.1:1/x" in out
+    assert "check the target's URL" in out
+    saved = next((project.root / ".chainops" / "fleet-runs").glob("*.json"))
+    assert "hunter2" not in saved.read_text()

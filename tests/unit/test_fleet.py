@@ -1,0 +1,163 @@
+"""Fleet mode from plain objects: the targets file, waves, records and reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from chainops.errors import ConfigError
+from chainops.fleet import record, report
+from chainops.fleet.run import FleetOptions, Outcome, order
+from chainops.fleet.survey import TargetState
+from chainops.fleet.targets import FleetTarget, read_targets
+
+URL = "postgresql://app@db1:5432/tenant_a"
+
+
+def no_query(_url: str, _query: str) -> list[str]:
+    raise AssertionError("no query expected")
+
+
+def targets_from(tmp_path: Path, text: str, environ=None, list_schemas=no_query):
+    path = tmp_path / "fleet.toml"
+    path.write_text(text)
+    return read_targets(path, environ or {}, list_schemas)
+
+
+def test_targets_read_names_urls_from_the_environment_tags_and_tenants(tmp_path):
+    found = targets_from(
+        tmp_path,
+        '[[target]]\nname = "a"\nurl_env = "A_URL"\ntags = ["canary"]\n'
+        f'[[target]]\nname = "b"\nurl = "{URL}"\n'
+        '[[tenants]]\nname = "shared"\nurl_env = "A_URL"\nschemas = ["t1", "t2"]\n',
+        {"A_URL": "postgresql://app:pw@db0/app"},
+    )
+
+    assert [(t.name, t.tags, t.schema) for t in found] == [
+        ("a", ("canary",), None),
+        ("b", (), None),
+        ("shared/t1", (), "t1"),
+        ("shared/t2", (), "t2"),
+    ]
+    assert found[0].conninfo == "postgresql://app:pw@db0/app"
+    assert found[1].server == "db1:5432"
+
+
+def test_tenants_found_by_a_query_become_one_target_each(tmp_path):
+    asked: list[tuple[str, str]] = []
+
+    def list_schemas(url: str, query: str) -> list[str]:
+        asked.append((url, query))
+        return ["t1", "t2", "t3"]
+
+    found = targets_from(
+        tmp_path,
+        f'[[tenants]]\nurl = "{URL}"\nschemas_query = "SELECT nspname FROM x"\n',
+        list_schemas=list_schemas,
+    )
+
+    assert [t.name for t in found] == ["t1", "t2", "t3"]
+    assert asked == [(URL, "SELECT nspname FROM x")]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('[[target]]\nname = "a"\nurl = "postgresql://u:secret@h/d"\n', "password"),
+        ('[[target]]\nname = "a"\nurl_env = "UNSET_URL"\n', "UNSET_URL is unset"),
+        ('[[target]]\nname = "a"\n', "either url_env"),
+        (f'[[target]]\nname = "a b"\nurl = "{URL}"\n', "name must be"),
+        (f'[[target]]\nname = "a"\nurl = "{URL}"\n' * 2, "listed twice"),
+        ("target = 1\n", "must be a list"),
+        ("[[target]\n", "cannot be read"),
+        ("", "lists no targets"),
+        (f'[[tenants]]\nurl = "{URL}"\n', "either schemas"),
+    ],
+)
+def test_targets_file_mistakes_are_one_line_naming_the_entry(tmp_path, text, says):
+    with pytest.raises(ConfigError) as caught:
+        targets_from(tmp_path, text)
+
+    assert says in str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_missing_targets_file_says_how_to_start_one(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_targets(tmp_path / "fleet.toml", {}, no_query)
+
+
+def fleet(*tags: tuple[str, ...]) -> list[FleetTarget]:
+    return [FleetTarget(f"t{i}", URL, t) for i, t in enumerate(tags)]
+
+
+def test_order_runs_canaries_then_each_wave_then_the_rest():
+    targets = fleet((), ("eu",), ("us",), ("eu",), (), ("us", "eu"))
+
+    waves = order(targets, FleetOptions(canary=1, waves=("eu", "us")))
+
+    assert waves == [[0], [1, 3, 5], [2], [4]]
+
+
+def test_order_is_one_wave_when_nothing_goes_first():
+    assert order(fleet((), (), ()), FleetOptions()) == [[0, 1, 2]]
+
+
+def outcomes() -> tuple[Outcome, ...]:
+    return (
+        Outcome("a", "migrated", applied=2, height=5, head="ab" * 32, migrations=5),
+        Outcome("b", "failed", "unreachable", message="cannot connect to h:1/b"),
+        Outcome("c", "up to date", height=5, head="cd" * 32, migrations=5),
+    )
+
+
+def test_record_saves_privately_and_loads_by_id_or_last(tmp_path):
+    run = record.RunRecord("20261202T000000Z-beef", "now", "ff" * 32, "fleet.toml",
+                           outcomes())  # fmt: skip
+
+    path = record.save(tmp_path, run)
+
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert record.load(tmp_path, run.run_id) == run
+    assert record.load(tmp_path, "last") == run
+    assert run.unfinished == ["b"]
+    with pytest.raises(ConfigError, match="no fleet run nope"):
+        record.load(tmp_path, "nope")
+
+
+def test_merge_puts_the_rerun_targets_outcomes_in_their_place():
+    run = record.RunRecord("r", "now", "", "fleet.toml", outcomes())
+    fixed = Outcome("b", "migrated", applied=5, height=5, migrations=5)
+
+    merged = record.merge(run, [fixed])
+
+    assert [o.status for o in merged] == ["migrated", "migrated", "up to date"]
+
+
+def test_junit_has_one_case_per_target_and_a_failure_with_its_line():
+    run = record.RunRecord("r", "now", "", "fleet.toml", outcomes())
+
+    suite = ElementTree.fromstring(report.run_junit(run).split("?>", 1)[1])
+
+    assert suite.get("tests") == "3"
+    assert suite.get("failures") == "1"
+    failure = suite.find("testcase[@name='b']/failure")
+    assert failure is not None
+    assert "cannot connect" in (failure.text or "")
+
+
+def test_state_lines_say_where_the_healthy_targets_are():
+    states = [
+        TargetState("a", True, 5, "ab" * 32, 0, "", 5),
+        TargetState("bb", True, 4, "cd" * 32, 1, "", 4),
+        TargetState("c", False, problem="cannot connect"),
+    ]
+
+    lines = report.state_lines(states)
+
+    assert lines[1].startswith("✓ a ")
+    assert lines[3].startswith("✗ c ")
+    assert lines[3].endswith("cannot connect")
+    assert lines[-1] == "2 of 3 targets verified; at 4 migrations (1), 5 migrations (1)"

@@ -120,8 +120,8 @@ def _targets(args: argparse.Namespace, settings: Settings) -> list[FleetTarget]:
 
 
 def _options(args: argparse.Namespace) -> FleetOptions:
-    parallel = args.parallel or 8
-    per_server = args.per_server or min(parallel, 4)
+    parallel = 8 if args.parallel is None else args.parallel
+    per_server = min(parallel, 4) if args.per_server is None else args.per_server
     if parallel < 1 or per_server < 1:
         raise ConfigError("--parallel and --per-server must be 1 or more")
     given = getattr(args, "max_failures", None)

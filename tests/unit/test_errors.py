@@ -15,6 +15,7 @@ from chainops.errors import (
     ConfigError,
     DatabaseAccessError,
     DriftError,
+    FleetIncomplete,
     Interrupted,
     LedgerTampered,
     LintFailed,
@@ -49,6 +50,7 @@ DOCUMENTED_EXIT_CODES = {
     MigrationFailed: 6,
     Refused: 7,
     LintFailed: 8,
+    FleetIncomplete: 9,
     Interrupted: 130,
 }
 

@@ -7,6 +7,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from chainops import cli
 from chainops.errors import ConfigError
 from chainops.fleet import record, report
 from chainops.fleet.run import FleetOptions, Outcome, order
@@ -161,3 +162,30 @@ def test_state_lines_say_where_the_healthy_targets_are():
     assert lines[3].startswith("✗ c ")
     assert lines[3].endswith("cannot connect")
     assert lines[-1] == "2 of 3 targets verified; at 4 migrations (1), 5 migrations (1)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["migrate", "--parallel", "0"], "--parallel and --per-server must be 1"),
+        (["status", "--per-server", "-1"], "--parallel and --per-server must be 1"),
+        (["migrate", "--max-failures", "2"], "--max-failures is a ratio"),
+        (["verify", "--format", "xml"], "--format xml is unknown"),
+        (["migrate", "--database-url", URL], "not --database-url"),
+        (["migrate", "--resume", "nope"], "no fleet run nope"),
+    ],
+)
+def test_fleet_command_mistakes_are_one_line_and_exit_2(
+    tmp_path, monkeypatch, capsys, argv, says
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "fleet.toml").write_text(f'[[target]]\nname = "a"\nurl = "{URL}"\n')
+
+    code = cli.main(["fleet", *argv])
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert says in err[0]

@@ -241,6 +241,7 @@ COMMANDS = (
                 metavar="RATIO",
             ),
             Option("dry-run", "list what each target would apply; change nothing"),
+            Option("lint", "lint every file once first; an error starts no target"),
             Option(
                 "resume",
                 "re-run the targets that did not finish in RUN (or last)",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from chainops import api
 from chainops.config import Settings
-from chainops.errors import ConfigError, FleetIncomplete
+from chainops.errors import ConfigError, FleetIncomplete, LintFailed
 from chainops.fleet import record, report
 from chainops.fleet.run import FleetOptions, FleetRun, Outcome
 from chainops.fleet.survey import survey
@@ -35,6 +35,8 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
     files = api.load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
     options = _options(args)
+    if args.lint:
+        _lint_once(settings, out if fmt == "text" else _quiet_line)
     show: Callable[[Outcome], None] = (
         (lambda o: out(report.outcome_line(o))) if fmt == "text" else _quiet
     )
@@ -87,6 +89,27 @@ def check(args: argparse.Namespace, settings: Settings, out: Write) -> int:
     return 0
 
 
+def _lint_once(settings: Settings, out: Write) -> None:
+    """Every file's static findings once, before any target: an error stops it all."""
+    from chainops.lint import report as lint_report
+    from chainops.lint import verb
+
+    found = verb.lint(settings, all_files=True, offline=True)
+    for line in lint_report.text_lines(found):
+        out(line)
+    if found.errors:
+        errors = f"{found.errors} lint error{'s' if found.errors > 1 else ''}"
+        raise LintFailed(
+            f"{errors} in the migrations, so no target was started; fix them or "
+            "suppress each with -- chainops:lint-ignore=<rule> <reason>",
+            tuple(found.shown),
+        )
+
+
+def _quiet_line(_line: str) -> None:
+    """JSON and JUnit documents carry no lint lines."""
+
+
 def _some(names: list[str]) -> str:
     return ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
 
@@ -114,9 +137,7 @@ def _targets(args: argparse.Namespace, settings: Settings) -> list[FleetTarget]:
             "a fleet takes its databases from the targets file, not --database-url; "
             "list it there with url_env"
         )
-    return read_targets(
-        _targets_path(args, settings), os.environ, catalog_query.schema_names
-    )
+    return read_targets(_targets_path(args, settings), os.environ, catalog_query.rows)
 
 
 def _options(args: argparse.Namespace) -> FleetOptions:

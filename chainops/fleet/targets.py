@@ -4,7 +4,8 @@ Each `[[target]]` names its URL through an environment variable (`url_env`) or a
 password-free `url`; `schema` makes it one tenant of a schema-per-tenant database
 (its own ledger in that schema, its files run with that `search_path`). A
 `[[tenants]]` table expands one database into a target per schema, listed or found
-by a query. Tags choose waves.
+by a query; a `[[catalog]]` table asks a database which targets there are (a query
+returning name and URL). Tags choose waves.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from chainops.errors import ConfigError
 
 FLEET_FILE = "fleet.toml"
 _NAME = re.compile(r"^[A-Za-z0-9_.:@/-]{1,100}$")
-ListSchemas = Callable[[str, str], list[str]]  # (conninfo, query) -> schema names
+Query = Callable[[str, str], list[tuple[str, ...]]]  # (conninfo, SQL) -> rows as text
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class FleetTarget:
 
 
 def read_targets(
-    path: Path, environ: Mapping[str, str], list_schemas: ListSchemas
+    path: Path, environ: Mapping[str, str], query: Query
 ) -> list[FleetTarget]:
     """Every target in the file, in order; a bad entry is one ConfigError naming it."""
     if not path.is_file():
@@ -68,15 +69,28 @@ def read_targets(
         where = f"{path.name}: tenants {entry.get('name') or i}"
         url = _url(entry, environ, where)
         schemas = entry.get("schemas")
-        query = _optional_text(entry, "schemas_query", where)
-        if (schemas is None) == (query is None):
+        sql = _optional_text(entry, "schemas_query", where)
+        if (schemas is None) == (sql is None):
             raise ConfigError(f"{where}: give either schemas = [...] or schemas_query")
-        names = list_schemas(url, query) if query else _texts(schemas, where)
+        listed = [row[0] for row in query(url, sql)] if sql else None
+        names = listed if listed is not None else _texts(schemas, where)
         prefix = _optional_text(entry, "name", where)
         found += [
             FleetTarget(f"{prefix}/{s}" if prefix else s, url, _tags(entry, where), s)
             for s in names
         ]
+    for i, entry in enumerate(_tables(data, "catalog", path), 1):
+        where = f"{path.name}: catalog {i}"
+        sql = _optional_text(entry, "query", where)
+        if sql is None:
+            raise ConfigError(f"{where}: give the query that returns name, url")
+        for row in query(_url(entry, environ, where), sql):
+            if len(row) < 2 or not _NAME.match(row[0]):
+                raise ConfigError(
+                    f"{where}: the query must return name, url, each name 1-100 "
+                    "letters, digits or . _ - : @ /"
+                )
+            found.append(FleetTarget(row[0], row[1], _tags(entry, where)))
     _unique(found, path)
     return found
 

@@ -1,4 +1,5 @@
-"""Names a fleet reads from a database: the tenant schemas a query lists."""
+"""What a fleet reads from a database: tenant schemas, or the targets a catalog
+table lists."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from chainops.config import describe_database
 from chainops.store.connection import session
 
 
-def schema_names(conninfo: str, query: str) -> list[str]:
-    """The first column of `query`'s rows, as text, in order."""
+def rows(conninfo: str, query: str) -> list[tuple[str, ...]]:
+    """`query`'s rows, every value as text, in order."""
     with session(conninfo, describe_database(conninfo), "fleet", "public") as conn:
-        return [str(row[0]) for row in conn.execute(query.encode()).fetchall()]
+        found = conn.execute(query.encode()).fetchall()
+    return [tuple(str(value) for value in row) for row in found]

@@ -261,3 +261,37 @@ def test_fleet_never_prints_a_password_from_the_environment(
     assert "check the target's URL" in out
     saved = next((project.root / ".chainops" / "fleet-runs").glob("*.json"))
     assert "hunter2" not in saved.read_text()
+
+
+def test_fleet_reads_its_targets_from_a_catalog_table(project, capsys, monkeypatch):
+    monkeypatch.chdir(project.root)
+    project.write(FILES)
+    query(project.db_url, "CREATE TABLE tenants (name text, url text)")
+    with psycopg.connect(project.db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants VALUES ('acme', %s)", (project.db_url,))
+    (project.root / "fleet.toml").write_text(
+        f'[[catalog]]\nurl = "{project.db_url}"\n'
+        'query = "SELECT name, url FROM tenants"\n'
+    )
+
+    code = cli.main(["fleet", "migrate", "--migrations-dir", str(project.migrations)])
+
+    assert code == 0
+    assert "✓ acme: 2 applied, now at 2" in capsys.readouterr().out
+
+
+def test_fleet_lint_stops_every_target_before_any_starts(project, capsys, monkeypatch):
+    monkeypatch.chdir(project.root)
+    project.write({**FILES, "001-schema/003-i.sql": "CREATE INDEX a_i ON a (id);\n"})
+    (project.root / "fleet.toml").write_text(
+        f'[[target]]\nname = "one"\nurl = "{project.db_url}"\n'
+    )
+
+    code = cli.main(["fleet", "migrate", "--lint",
+                     "--migrations-dir", str(project.migrations)])  # fmt: skip
+
+    out, err = capsys.readouterr()
+    assert code == 8
+    assert "003-i.sql:1:1: error index-not-concurrent" in out
+    assert "1 lint error in the migrations, so no target was started" in err
+    assert query(project.db_url, "SELECT to_regclass('a')") == [(None,)]

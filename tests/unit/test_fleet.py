@@ -17,14 +17,14 @@ from chainops.fleet.targets import FleetTarget, read_targets
 URL = "postgresql://app@db1:5432/tenant_a"
 
 
-def no_query(_url: str, _query: str) -> list[str]:
+def no_query(_url: str, _query: str) -> list[tuple[str, ...]]:
     raise AssertionError("no query expected")
 
 
-def targets_from(tmp_path: Path, text: str, environ=None, list_schemas=no_query):
+def targets_from(tmp_path: Path, text: str, environ=None, query=no_query):
     path = tmp_path / "fleet.toml"
     path.write_text(text)
-    return read_targets(path, environ or {}, list_schemas)
+    return read_targets(path, environ or {}, query)
 
 
 def test_targets_read_names_urls_from_the_environment_tags_and_tenants(tmp_path):
@@ -49,18 +49,36 @@ def test_targets_read_names_urls_from_the_environment_tags_and_tenants(tmp_path)
 def test_tenants_found_by_a_query_become_one_target_each(tmp_path):
     asked: list[tuple[str, str]] = []
 
-    def list_schemas(url: str, query: str) -> list[str]:
-        asked.append((url, query))
-        return ["t1", "t2", "t3"]
+    def query(url: str, sql: str) -> list[tuple[str, ...]]:
+        asked.append((url, sql))
+        return [("t1",), ("t2",), ("t3",)]
 
     found = targets_from(
         tmp_path,
         f'[[tenants]]\nurl = "{URL}"\nschemas_query = "SELECT nspname FROM x"\n',
-        list_schemas=list_schemas,
+        query=query,
     )
 
     assert [t.name for t in found] == ["t1", "t2", "t3"]
     assert asked == [(URL, "SELECT nspname FROM x")]
+
+
+def test_a_catalog_query_lists_targets_with_their_urls(tmp_path):
+    def query(url: str, sql: str) -> list[tuple[str, ...]]:
+        assert (url, sql) == (URL, "SELECT name, url FROM tenants")
+        return [("acme", "postgresql://app@db2/acme"), ("initech", URL)]
+
+    found = targets_from(
+        tmp_path,
+        f'[[catalog]]\nurl = "{URL}"\nquery = "SELECT name, url FROM tenants"\n'
+        'tags = ["eu"]\n',
+        query=query,
+    )
+
+    assert [(t.name, t.conninfo, t.tags) for t in found] == [
+        ("acme", "postgresql://app@db2/acme", ("eu",)),
+        ("initech", URL, ("eu",)),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -75,6 +93,7 @@ def test_tenants_found_by_a_query_become_one_target_each(tmp_path):
         ("[[target]\n", "cannot be read"),
         ("", "lists no targets"),
         (f'[[tenants]]\nurl = "{URL}"\n', "either schemas"),
+        (f'[[catalog]]\nurl = "{URL}"\n', "the query that returns name, url"),
     ],
 )
 def test_targets_file_mistakes_are_one_line_naming_the_entry(tmp_path, text, says):

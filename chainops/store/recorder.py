@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from chainops import __version__, chain
 from chainops.model import Block, MigrationFile, Mode, Outcome, Status
 from chainops.source.files import HASH_ALGORITHM
-from chainops.store import catalog, ledger
+from chainops.store import ledger
 from chainops.store.connection import Conn
 from chainops.store.writer import Row, Writer
 
@@ -95,6 +95,8 @@ class Recorder:
 
     def fingerprint(self) -> tuple[str, bytes]:
         """The live schema's fingerprint and compressed snapshot, for a block."""
+        from chainops.store import catalog  # only when sealing: not on the no-op path
+
         live = catalog.read_snapshot(self.conn, self.schema, ledger.TABLES, self.scope)
         return catalog.fingerprint(live), catalog.compress(live)
 

@@ -165,7 +165,9 @@ def test_migrate_lints_nothing_when_nothing_is_pending(project, monkeypatch):
     assert api.apply(project.target).applied == ()
 
 
-def test_noop_migrate_never_imports_the_parser_when_nothing_is_pending(project):
+def test_noop_migrate_imports_neither_parser_nor_catalog_when_nothing_is_pending(
+    project,
+):
     import subprocess
     import sys
 
@@ -176,7 +178,7 @@ def test_noop_migrate_never_imports_the_parser_when_nothing_is_pending(project):
         "from chainops.config import load_settings\n"
         f"settings = load_settings(database_url={project.db_url!r})\n"
         "assert api.apply(api.target(settings)).applied == ()\n"
-        "heavy = ('pglast', 'chainops.lint')\n"
+        "heavy = ('pglast', 'chainops.lint', 'chainops.store.catalog')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
     done = subprocess.run(

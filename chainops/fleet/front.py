@@ -5,6 +5,7 @@ two writers; every failure of the fleet as a whole is one ChainopsError."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -37,9 +38,12 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
     options = _options(args)
     if args.lint:
         _lint_once(settings, out if fmt == "text" else _quiet_line)
-    show: Callable[[Outcome], None] = (
-        (lambda o: out(report.outcome_line(o))) if fmt == "text" else _quiet
-    )
+    finished = itertools.count(1)  # progress: one numbered line per finished target
+
+    def show(outcome: Outcome) -> None:
+        if fmt == "text":
+            out(f"[{next(finished)}/{len(targets)}] {report.outcome_line(outcome)}")
+
     outcomes = FleetRun(settings, targets, files, options, show).run()
     run = record.RunRecord(
         previous.run_id if previous else record.new_run_id(),
@@ -112,10 +116,6 @@ def _quiet_line(_line: str) -> None:
 
 def _some(names: list[str]) -> str:
     return ", ".join(names[:3]) + (" …" if len(names) > 3 else "")
-
-
-def _quiet(_outcome: Outcome) -> None:
-    """JSON and JUnit print one document at the end."""
 
 
 def _format(args: argparse.Namespace) -> str:

@@ -31,7 +31,7 @@ from chainops.events import (
 from chainops.model import ApplyFile, Block, LedgerSnapshot, MigrationFile, Options
 from chainops.results import ApplyResult
 from chainops.source import scan
-from chainops.store import ledger
+from chainops.store import ledger, parts
 from chainops.store.connection import Conn, is_idle
 from chainops.store.lock import ledger_holder, ledger_lock
 from chainops.store.session import Applier
@@ -205,7 +205,9 @@ def apply_file(
 
     analysis = statements.plan_migration(file.text, file.path)
     if analysis.transactional:
-        return applier.apply_in_transaction(file, blocks, directives, seal)
+        # COPY … FROM stdin data goes through psycopg's COPY: statement by statement.
+        copies = analysis.statements if parts.has_copy(analysis.statements) else ()
+        return applier.apply_in_transaction(file, blocks, directives, seal, copies)
     return applier.apply_statements(
         file, blocks, analysis.statements, step.attempt, directives, seal
     )

@@ -33,7 +33,7 @@ from chainops.model import (
     Mode,
     Status,
 )
-from chainops.store import failure
+from chainops.store import failure, parts
 from chainops.store.connection import Conn, is_idle, session_reset
 from chainops.store.recorder import Recorder
 
@@ -87,12 +87,14 @@ class Applier(Recorder):
         blocks: Sequence[Block],
         directives: Directives,
         seal: bool,
+        parts_of: Sequence[Statement] = (),
     ) -> Applied:
         """Send the file and its block in one transaction: both commit or neither.
 
         With `seal` (a run's last file) the block also seals the fingerprint of the
         schema the file leaves, read in its transaction from a reset session so that
-        nothing the file set changes how the catalog reads.
+        nothing the file set changes how the catalog reads. `parts_of`: the file's
+        statements, sent one by one (a file with COPY … FROM stdin data).
         """
         started = datetime.now(timezone.utc)
         row = self._row(file, started, Mode.TRANSACTION, None)
@@ -105,17 +107,20 @@ class Applier(Recorder):
         # Two round trips: the file in its own message inside BEGIN, so that nothing
         # it leaves open (a quote, a comment) can reach the ledger SQL; then its
         # block and COMMIT. Both commit together or not at all.
-        base: int | None = 0
+        where = parts.Where()
         try:
-            if len(file.data) > _ONE_MESSAGE_LIMIT:
+            if parts_of:
+                self.conn.execute(b"BEGIN;" + prefix)
+                parts.send_all(self.conn, file.text, parts_of, where)
+            elif len(file.data) > _ONE_MESSAGE_LIMIT:
                 # A big file travels alone: joining it to the rest would copy it.
                 self.conn.execute(b"BEGIN;" + prefix)
                 self.conn.execute(file.data)
             else:
                 opening = b"BEGIN;" + prefix
-                base = -len(opening)
+                where.base = -len(opening)
                 self.conn.execute(opening + file.data)
-            base = None  # an error from here on is not in the file
+            where.base = None  # an error from here on is not in the file
             sealed, snapshot = None, None
             if seal:
                 self.conn.execute(b"RESET ALL; SET SESSION AUTHORIZATION DEFAULT")
@@ -136,8 +141,9 @@ class Applier(Recorder):
         except psycopg.Error as err:
             self._rollback_open_transaction()
             raise self._failed(
-                file, started, t0, err, Mode.TRANSACTION, 0, None, base, prefix=prefix
-            ) from err
+                file, started, t0, err, Mode.TRANSACTION, 0, None, where.base,
+                prefix=None if parts_of else prefix, placed=where.placed,
+            ) from err  # fmt: skip
         ms = round((time.perf_counter() - t0) * 1000)
         return Applied(file, replace(block, duration_ms=ms), ms)
 
@@ -177,11 +183,11 @@ class Applier(Recorder):
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
         t0 = time.perf_counter()
-        committed = start
+        committed, where = start, parts.Where()
         try:
             for i in range(start, len(texts)):
                 try:
-                    self.conn.execute(texts[i].encode("utf-8"))
+                    parts.send_one(self.conn, file.text, stmts[i], where)
                     # Inside a file's own BEGIN ... COMMIT this commits with it.
                     self._record_progress(file, i + 1, texts)
                 except KeyboardInterrupt:
@@ -199,6 +205,7 @@ class Applier(Recorder):
                         len(texts),
                         stmts[i].offset,
                         texts[:committed],
+                        placed=where.placed,
                     ) from err
                 if self.conn.info.transaction_status == _IDLE:
                     committed = i + 1
@@ -268,6 +275,7 @@ class Applier(Recorder):
         base: int | None = 0,
         done_texts: Sequence[str] = (),
         prefix: bytes | None = None,
+        placed: tuple[int, int] | None = None,
     ) -> ChainopsError:
         """Record the failed attempt outside the chain and build the user's error.
 
@@ -278,7 +286,7 @@ class Applier(Recorder):
             return failure.ledger_write_failed(err, file)
         diag = err.diag
         message = diag.message_primary or str(err).strip().splitlines()[0]
-        line, column = failure.locate_error(
+        line, column = placed or failure.locate_error(
             file.text, diag.statement_position, base, mode
         )
         if line is None and base is not None and prefix is not None:

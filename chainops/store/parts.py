@@ -1,0 +1,67 @@
+"""Send a file in parts inside its transaction: statements one at a time, the data of
+`COPY … FROM stdin` through psycopg's COPY support; and say where in the file a
+failure lies. Never commits or rolls back: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from chainops.store.connection import Conn
+
+if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
+    from chainops.source.statements import Statement
+
+# The server's context for a bad data row: `COPY t, line 3, column b: "x"`.
+_COPY_LINE = re.compile(r"\bCOPY [^,\n]+, line ([0-9]+)")
+
+
+@dataclass
+class Where:
+    """What was being sent when the server failed, for placing the error.
+
+    `base`: its offset in the file's text (None once the file is done, so an error
+    is the ledger's); `placed`: the (line, column) when known without a position.
+    """
+
+    base: int | None = 0
+    placed: tuple[int, int] | None = None
+
+
+def has_copy(statements: Sequence[Statement]) -> bool:
+    """Whether any statement is a COPY … FROM stdin with data to send."""
+    return any(statement.copy is not None for statement in statements)
+
+
+def send_all(
+    conn: Conn, text: str, statements: Sequence[Statement], where: Where
+) -> None:
+    """Send every statement in order, each COPY with its data."""
+    for statement in statements:
+        send_one(conn, text, statement, where)
+
+
+def send_one(conn: Conn, text: str, statement: Statement, where: Where) -> None:
+    """Send one statement; a failure without a server position is placed at its
+    start, or for a bad data row at that row's line."""
+    where.base, where.placed = statement.offset, None
+    try:
+        if statement.copy is None:
+            conn.execute(statement.text.encode("utf-8"))
+            return
+        data = text[statement.copy.data_start : statement.copy.data_end]
+        with conn.cursor().copy(statement.text.encode("utf-8")) as copy:
+            copy.write(data.encode("utf-8"))
+    except psycopg.Error as err:
+        if not err.diag.statement_position:
+            where.placed = (statement.line, statement.column)
+            row = _COPY_LINE.search(err.diag.context or "")
+            if row is not None and statement.copy is not None:
+                first = statement.line + statement.text.count("\n") + 1
+                where.placed = (first + int(row.group(1)) - 1, 1)
+        raise

@@ -302,12 +302,36 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A `-- chainops:check=<query>` line: a precondition, true before the file runs."""
+
+    line: int
+    offset: int  # where the query starts in the file's text
+    query: str
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A `-- chainops:requires=<number or path>` line: applied before this file."""
+
+    line: int
+    number: int | None  # requires=1003
+    path: str | None  # requires=001-schema/003-x.sql
+
+    @property
+    def text(self) -> str:
+        return f"#{self.number}" if self.number is not None else str(self.path)
+
+
+@dataclass(frozen=True)
 class Directives:
-    """A file's `-- chainops:` options; None where the file says nothing."""
+    """A file's `-- chainops:` options; None or empty where the file says nothing."""
 
     no_transaction_line: int | None = None
     lock_timeout: str | None = None
     statement_timeout: str | None = None
+    checks: tuple[Check, ...] = ()
+    requires: tuple[Requirement, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from chainops.errors import (
     OutOfOrder,
     PartiallyApplied,
     Refused,
+    RequirementNotApplied,
     SchemaDrift,
 )
 from chainops.model import (
@@ -68,7 +69,42 @@ def plan_apply(
     steps = tuple(
         ApplyFile(f, attempts.get(f.number), read_directives(f)) for f in pending
     )
+    refuse_unmet_requirements(snapshot.blocks, files, steps)
     return Plan(steps, tuple(out_of_order))
+
+
+def refuse_unmet_requirements(
+    blocks: Sequence[Block], files: Sequence[MigrationFile], steps: Sequence[ApplyFile]
+) -> None:
+    """Refuse the run if a step requires a migration that is neither applied nor
+    applied earlier in this run: the order is the files' own, never rearranged."""
+    applied = {b.number for b in blocks if not b.is_drift}
+    by_path = {f.path: f.number for f in files} | {b.path: b.number for b in blocks}
+    by_number = {f.number: f.path for f in files}
+    for step in steps:
+        for need in step.directives.requires:
+            number = need.number
+            if number is None:
+                number = by_path.get(need.path or "")
+            if number in applied:
+                continue
+            name = need.text
+            if number is not None and number in by_number:
+                name = f"#{number} ({by_number[number]})"
+            where = f"{step.file.path}:{need.line}"
+            if number is None or number not in by_number:
+                why = "which names no migration file; fix the chainops:requires line"
+            elif number == step.file.number:
+                why = "which is this file; remove the chainops:requires line"
+            else:
+                why = (
+                    "which is pending and comes after it; chainops never reorders "
+                    "files, so renumber one of them or apply that one first"
+                )
+            raise RequirementNotApplied(
+                f"{where}: requires {name}, {why}; nothing was applied"
+            )
+        applied.add(step.file.number)
 
 
 def plan_baseline(

@@ -1,6 +1,7 @@
-"""Send a file in parts inside its transaction: statements one at a time, the data of
-`COPY … FROM stdin` through psycopg's COPY support; and say where in the file a
-failure lies. Never commits or rolls back: the caller owns the transaction.
+"""Send a file in parts inside its transaction: its preconditions first, statements
+one at a time, the data of `COPY … FROM stdin` through psycopg's COPY support; and
+say where in the file a failure lies. Never commits or rolls back: the caller owns
+the transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from chainops.model import Check
 from chainops.store.connection import Conn
 
 if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
@@ -65,3 +67,22 @@ def send_one(conn: Conn, text: str, statement: Statement, where: Where) -> None:
                 first = statement.line + statement.text.count("\n") + 1
                 where.placed = (first + int(row.group(1)) - 1, 1)
         raise
+
+
+def first_failing_check(
+    conn: Conn, checks: Sequence[Check], where: Where
+) -> Check | None:
+    """Evaluate each precondition in order; the first whose first value is not
+    true (false, NULL or no row at all), or None when all hold."""
+    for check in checks:
+        where.base, where.placed = check.offset, None
+        try:
+            cursor = conn.execute(check.query.encode("utf-8"))
+            row = cursor.fetchone() if cursor.description else None
+        except psycopg.Error as err:
+            if not err.diag.statement_position:
+                where.placed = (check.line, 1)
+            raise
+        if row is None or row[0] is not True:
+            return check
+    return None

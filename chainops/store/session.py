@@ -19,9 +19,11 @@ from psycopg import sql
 
 from chainops.errors import (
     ChainopsError,
+    CheckFailed,
     Interrupted,
     MigrationFailed,
     MigrationFileError,
+    one_line,
     server_error,
 )
 from chainops.events import Applied
@@ -108,16 +110,18 @@ class Applier(Recorder):
         # it leaves open (a quote, a comment) can reach the ledger SQL; then its
         # block and COMMIT. Both commit together or not at all.
         where = parts.Where()
+        opening = b"BEGIN;" + prefix
         try:
-            if parts_of:
-                self.conn.execute(b"BEGIN;" + prefix)
-                parts.send_all(self.conn, file.text, parts_of, where)
-            elif len(file.data) > _ONE_MESSAGE_LIMIT:
+            if parts_of or directives.checks or len(file.data) > _ONE_MESSAGE_LIMIT:
                 # A big file travels alone: joining it to the rest would copy it.
-                self.conn.execute(b"BEGIN;" + prefix)
-                self.conn.execute(file.data)
+                self.conn.execute(opening)
+                self._check(file, directives, where)
+                if parts_of:
+                    parts.send_all(self.conn, file.text, parts_of, where)
+                else:
+                    where.base = 0
+                    self.conn.execute(file.data)
             else:
-                opening = b"BEGIN;" + prefix
                 where.base = -len(opening)
                 self.conn.execute(opening + file.data)
             where.base = None  # an error from here on is not in the file
@@ -168,6 +172,15 @@ class Applier(Recorder):
             )
         started = datetime.now(timezone.utc)
         mode = Mode.NO_TRANSACTION
+        if directives.checks and not start:  # before anything runs, in autocommit
+            where = parts.Where()
+            try:
+                self._check(file, directives, where)
+            except psycopg.Error as err:
+                raise self._failed(
+                    file, started, time.perf_counter(), err, mode, 0, None,
+                    where.base, placed=where.placed,
+                ) from err  # fmt: skip
         try:
             self.conn.execute(
                 self._writer.write(
@@ -241,6 +254,18 @@ class Applier(Recorder):
             self._rollback_open_transaction()
             raise failure.ledger_write_failed(err, file) from err
         return Applied(file, block, ms)
+
+    def _check(
+        self, file: MigrationFile, directives: Directives, where: parts.Where
+    ) -> None:
+        """Refuse the file if one of its `chainops:check` preconditions is not true."""
+        check = parts.first_failing_check(self.conn, directives.checks, where)
+        if check is not None:
+            raise CheckFailed(
+                f"{file.path}:{check.line}: check failed: {one_line(check.query)}; "
+                f"{file.path} was not applied, make the check hold and run inv "
+                "migrate again"
+            )
 
     def _interrupted(
         self, file: MigrationFile, *, transactional: bool = False

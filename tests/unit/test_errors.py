@@ -12,6 +12,7 @@ from chainops.errors import (
     AppliedFileMissing,
     CannotConnect,
     ChainopsError,
+    CheckFailed,
     ConfigError,
     DatabaseAccessError,
     DriftError,
@@ -26,6 +27,7 @@ from chainops.errors import (
     PartiallyApplied,
     PermissionDenied,
     Refused,
+    RequirementNotApplied,
     SchemaDrift,
 )
 from chainops.model import Finding
@@ -48,6 +50,8 @@ DOCUMENTED_EXIT_CODES = {
     PermissionDenied: 5,
     MigrationFailed: 6,
     Refused: 7,
+    RequirementNotApplied: 7,
+    CheckFailed: 7,
     LintFailed: 8,
     Interrupted: 130,
 }

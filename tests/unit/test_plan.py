@@ -14,6 +14,7 @@ from chainops.errors import (
     OutOfOrder,
     PartiallyApplied,
     Refused,
+    RequirementNotApplied,
     SchemaDrift,
 )
 from chainops.model import Directives, Drift, LedgerSnapshot, Options, State, Status
@@ -162,3 +163,45 @@ def test_entries_give_each_migration_its_state_in_number_order():
         (C.path, State.FAILED),
     ]
     assert entries[2].error == "boom"
+
+
+def needing(path: str, target: str) -> object:
+    return migration(path, f"-- chainops:requires={target}\nSELECT 1;")
+
+
+@pytest.mark.parametrize(
+    ("applied", "files", "refused"),
+    [
+        ([A], [A, needing("001-schema/002-b.sql", "1001")], None),
+        ([], [A, needing("001-schema/002-b.sql", "#1001")], None),  # earlier, same run
+        ([A], [A, needing("001-schema/002-b.sql", A.path)], None),
+        ([], [needing("001-schema/001-a.sql", "2001"), F], "pending and comes after"),
+        ([], [needing("001-schema/001-a.sql", "1009")], "names no migration file"),
+        ([], [needing("001-schema/001-a.sql", "1001")], "which is this file"),
+    ],
+)
+def test_plan_refuses_requirement_only_when_not_applied_before_the_file(
+    applied, files, refused
+):
+    ledger = snapshot(blocks_for(applied)) if applied else LedgerSnapshot(exists=False)
+    if refused is None:
+        assert plan.plan_apply(ledger, files, Options()).files == tuple(
+            f for f in files if f not in applied
+        )
+        return
+    with pytest.raises(RequirementNotApplied, match=r"nothing was applied$") as caught:
+        plan.plan_apply(ledger, files, Options())
+    assert refused in str(caught.value)
+    assert str(caught.value).startswith(f"{files[0].path}:1: requires ")
+
+
+def test_plan_reads_checks_with_their_line_and_place():
+    text = "SELECT 1;\n-- chainops:check = SELECT true  \nSELECT 2;"
+    step = plan.plan_apply(
+        LedgerSnapshot(exists=False),
+        [migration("001-schema/001-a.sql", text)],
+        Options(),
+    ).steps[0]
+    (check,) = step.directives.checks
+    assert (check.line, check.query) == (2, "SELECT true")
+    assert text[check.offset :].startswith("SELECT true")

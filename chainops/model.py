@@ -100,6 +100,19 @@ class State(Text):
 
 
 @dataclass(frozen=True)
+class Script:
+    """A file beside a migration that is not one: its verify script."""
+
+    path: str  # 001-schema/005-user-settings.verify.sql
+    data: bytes  # normalised like a migration's
+    sha256: str
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+
+@dataclass(frozen=True)
 class MigrationFile:
     """One migration file: where it is, its order key and its content."""
 
@@ -109,6 +122,7 @@ class MigrationFile:
     path: str  # 001-schema/005-user-settings.sql, relative to the migrations dir
     data: bytes  # normalised UTF-8 (no BOM, LF line ends): the exact SQL applied
     sha256: str
+    verify_script: Script | None = None  # NNN-name.verify.sql, run after it
 
     @property
     def text(self) -> str:

@@ -32,7 +32,7 @@ from chainops.model import (
     Status,
 )
 from chainops.source.files import parse_name
-from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock
+from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock, locked_sources
 from chainops.source.template import template_hash
 
 
@@ -265,7 +265,7 @@ def verify_lock(
     """
     locked = lock.hashes()
     findings: list[Finding] = []
-    for f in files:
+    for f in locked_sources(files):  # verify scripts are locked too
         expected = locked.get(f.path)
         changed = expected not in (None, f.sha256)
         if created_ok and changed and template_hash(f.text) == expected:
@@ -291,7 +291,7 @@ def verify_lock(
                     current=f.sha256,
                 )
             )
-    present = {f.path for f in files}
+    present = {f.path for f in locked_sources(files)}
     findings += [
         Finding(
             FindingKind.LOCK,

@@ -29,8 +29,17 @@ class Decision:
 
 
 def check_file(file: MigrationFile) -> None:
-    """Raise unless chainops can parse the file (EmptyMigration for a template)."""
+    """Raise unless chainops can parse the file (EmptyMigration for a template) and
+    its verify script."""
     check_syntax(file.text, file.path)
+    if file.verify_script is not None:
+        check_syntax(file.verify_script.text, file.verify_script.path)
+
+
+def _paths(file: MigrationFile) -> frozenset[str]:
+    """The file's path and its verify script's: saving either retries it."""
+    script = file.verify_script
+    return frozenset((file.path,) if script is None else (file.path, script.path))
 
 
 class Decider:
@@ -108,7 +117,7 @@ class Decider:
             above = _applied_above(blocks, file)
             if above is not None:
                 self._out_of_order(out, file, above, files)
-            elif file.path in unsettled:
+            elif _paths(file) & unsettled:
                 settling = True
             elif problem := self._problem(entry, file, touched):
                 self._once(out, file.path, *problem)
@@ -136,7 +145,7 @@ class Decider:
                 f"✗ {file.path} stopped midway through its statements; "
                 "run inv migrate --resume to continue it"
             )
-        if entry.state == State.FAILED and file.path not in touched:
+        if entry.state == State.FAILED and not _paths(file) & touched:
             return ("failed",), f"○ {file.path} failed last time; save it to retry"
         try:
             self._check(file)

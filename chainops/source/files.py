@@ -9,10 +9,11 @@ import codecs
 import hashlib
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from chainops.errors import MigrationFileError, escape_controls
-from chainops.model import MigrationFile
+from chainops.model import MigrationFile, Script
 
 HASH_ALGORITHM = "sha256-lf"
 """SHA-256 of the UTF-8 text with a leading BOM removed and CRLF/CR turned into LF."""
@@ -21,6 +22,7 @@ HASH_ALGORITHM = "sha256-lf"
 # would accept a trailing newline.
 CATEGORY_RE = re.compile(r"^([0-9]{3})-([a-z0-9][a-z0-9_-]*)\Z")
 FILE_RE = re.compile(r"^([0-9]{3})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
+VERIFY_SUFFIX = ".verify.sql"  # 004-x.verify.sql checks 004-x.sql
 RESERVED_TOP_LEVEL = {
     "schema.sql"
 }  # chainops' own schema dump lives beside the folders
@@ -197,6 +199,7 @@ def _discover_category(
     folder: str, category: str, category_index: int
 ) -> list[MigrationFile]:
     by_index: dict[int, MigrationFile] = {}
+    scripts: dict[str, Script] = {}  # by the name of the migration they verify
     for entry in _entries(folder):
         name = entry.name
         rel = f"{category}/{name}"
@@ -214,12 +217,28 @@ def _discover_category(
             raise _reject(rel, "is a symbolic link; migrations must be real files")
         _check_file_name(rel, name)
         index = int(name[:3])
+        if name.endswith(VERIFY_SUFFIX):
+            read = read_migration(entry.path, rel, category_index, index)
+            scripts[name.removesuffix(VERIFY_SUFFIX) + ".sql"] = Script(
+                read.path, read.data, read.sha256
+            )
+            continue
         if index in by_index:
             raise _reject(
                 rel,
                 f"has the same number as {by_index[index].path}; renumber one of them",
             )
         by_index[index] = read_migration(entry.path, rel, category_index, index)
+    by_name = {file.filename: file for file in by_index.values()}
+    for name, verify in scripts.items():
+        if name not in by_name:
+            raise _reject(
+                verify.path,
+                f"has no migration {category}/{name} beside it; name a verify script "
+                "after its migration (NNN-name.verify.sql for NNN-name.sql)",
+            )
+        file = by_name[name]
+        by_index[file.index] = replace(file, verify_script=verify)
     return [by_index[i] for i in sorted(by_index)]
 
 

@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from chainops.errors import one_line
 from chainops.model import Check
+from chainops.source.files import locate
 from chainops.store.connection import Conn
+from chainops.store.failure import VerifyFailure
 
 if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
     from chainops.source.statements import Statement
@@ -86,3 +89,25 @@ def first_failing_check(
         if row is None or row[0] is not True:
             return check
     return None
+
+
+def run_verify(conn: Conn, text: str, statements: Sequence[Statement]) -> None:
+    """Run a verify script's statements; raise VerifyFailure at the first that
+    fails or returns a row whose first value is false."""
+    for statement in statements:
+        try:
+            cursor = conn.execute(statement.text.encode("utf-8"))
+            rows = cursor.fetchall() if cursor.description else []
+        except psycopg.Error as err:
+            position = err.diag.statement_position
+            line, column = (statement.line, statement.column)
+            if position:
+                line, column = locate(text, statement.offset + int(position) - 1)
+            message = err.diag.message_primary or str(err).strip()
+            raise VerifyFailure(line, column, message, err) from err
+        if any(row and row[0] is False for row in rows):
+            query = one_line(statement.text)
+            query = query if len(query) <= 80 else query[:77] + "..."
+            raise VerifyFailure(
+                statement.line, statement.column, f"returned false: {query}", None
+            )

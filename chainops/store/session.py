@@ -33,6 +33,7 @@ from chainops.model import (
     Directives,
     MigrationFile,
     Mode,
+    Script,
     Status,
 )
 from chainops.store import failure, parts
@@ -90,13 +91,15 @@ class Applier(Recorder):
         directives: Directives,
         seal: bool,
         parts_of: Sequence[Statement] = (),
+        verify: tuple[Script, Sequence[Statement]] | None = None,
     ) -> Applied:
         """Send the file and its block in one transaction: both commit or neither.
 
         With `seal` (a run's last file) the block also seals the fingerprint of the
         schema the file leaves, read in its transaction from a reset session so that
         nothing the file set changes how the catalog reads. `parts_of`: the file's
-        statements, sent one by one (a file with COPY … FROM stdin data).
+        statements, sent one by one (a file with COPY … FROM stdin data); `verify`:
+        its verify script, run after it in the same transaction.
         """
         started = datetime.now(timezone.utc)
         row = self._row(file, started, Mode.TRANSACTION, None)
@@ -112,7 +115,12 @@ class Applier(Recorder):
         where = parts.Where()
         opening = b"BEGIN;" + prefix
         try:
-            if parts_of or directives.checks or len(file.data) > _ONE_MESSAGE_LIMIT:
+            if (
+                parts_of
+                or directives.checks
+                or verify
+                or len(file.data) > (_ONE_MESSAGE_LIMIT)
+            ):
                 # A big file travels alone: joining it to the rest would copy it.
                 self.conn.execute(opening)
                 self._check(file, directives, where)
@@ -125,6 +133,8 @@ class Applier(Recorder):
                 where.base = -len(opening)
                 self.conn.execute(opening + file.data)
             where.base = None  # an error from here on is not in the file
+            if verify is not None:
+                parts.run_verify(self.conn, verify[0].text, verify[1])
             sealed, snapshot = None, None
             if seal:
                 self.conn.execute(b"RESET ALL; SET SESSION AUTHORIZATION DEFAULT")
@@ -139,6 +149,15 @@ class Applier(Recorder):
         except KeyboardInterrupt:
             self._rollback_open_transaction()
             raise self._interrupted(file, transactional=True) from None
+        except failure.VerifyFailure as failed:
+            self._rollback_open_transaction()
+            script = verify[0].path if verify else ""
+            error, recorded = failed.errors(file, script, self.conn.broken)
+            if not self.conn.broken:
+                self._record_failure(
+                    file, started, t0, Mode.TRANSACTION, recorded, 0, None, ()
+                )
+            raise error from failed.error
         except ChainopsError:  # the fingerprint could not be read: nothing commits
             self._rollback_open_transaction()
             raise

@@ -4,10 +4,11 @@ migration files: warnings, templates, syntax errors, order, retries.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from chainops.dev.triage import Decider
-from chainops.model import GENESIS, Block, Finding, MigrationFile
+from chainops.model import GENESIS, Block, Finding, MigrationFile, Script
 from chainops.results import Entry, StatusReport
 from tests.fixtures.hashing import hash_text
 
@@ -226,3 +227,27 @@ def test_decide_holds_files_silently_when_a_write_is_still_settling():
     )
 
     assert (decision.lines, decision.ready) == ((), ())
+
+
+def test_decide_retries_failed_file_when_its_verify_script_is_saved():
+    script = Script("001-s/001-a.verify.sql", b"SELECT true;\n", hash_text("x"))
+    failed = replace(migration("001-s/001-a.sql"), verify_script=script)
+    decider = Decider("migrations")
+    decider.failed(failed.path)
+    state = status([], [(failed, "failed")])
+
+    saved = decider.decide(state, [failed], frozenset({script.path}))
+
+    assert saved.ready == (failed,)
+
+
+def test_decide_holds_file_when_its_verify_script_does_not_parse():
+    script = Script("001-s/001-a.verify.sql", b"SELEC 1;\n", hash_text("x"))
+    held = replace(migration("001-s/001-a.sql"), verify_script=script)
+
+    decision = Decider("migrations").decide(
+        status([], [(held, "pending")]), [held], frozenset()
+    )
+
+    assert decision.ready == ()
+    assert decision.lines[0].startswith("✗ 001-s/001-a.verify.sql:1:1: syntax error")

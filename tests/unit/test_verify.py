@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import pytest
 
 from chainops import chain, verify
 from chainops.errors import AppliedFileChanged, LedgerTampered
-from chainops.model import Drift, FindingKind
+from chainops.model import Drift, FindingKind, Script
 from chainops.source import lockfile
 from tests.fixtures.ledger import (
     blocks_for,
@@ -188,3 +189,28 @@ def test_verify_accepts_format_1_blocks_then_sealed_format_2_blocks():
                         replace(b, **sealed)])  # fmt: skip
 
     assert verify.verify(snapshot(blocks), [A, B]) == []
+
+
+def with_verify_script(file, text: str):
+    data = text.encode()
+    path = file.path.removesuffix(".sql") + ".verify.sql"
+    return replace(
+        file, verify_script=Script(path, data, hashlib.sha256(data).hexdigest())
+    )
+
+
+def test_verify_holds_verify_script_to_the_lock_but_not_to_the_block():
+    checked = with_verify_script(A, "SELECT true;\n")
+    edited = with_verify_script(A, "SELECT false;\n")
+    lock = lockfile.build([checked])
+    ledger = snapshot(blocks_for([A]))
+
+    assert [e.path for e in lock.entries] == [A.path, "001-schema/001-a.verify.sql"]
+    assert verify.verify(ledger, [checked], lock=lock, strict=True) == []
+    # Editing or adding a verify script is no change to the applied migration...
+    assert verify.verify(ledger, [edited]) == []
+    # ...but chain.lock holds it like any file, and lists it missing when deleted.
+    found = verify.verify(ledger, [edited], lock=lock, strict=True)
+    assert kinds(found) == ["lock"]
+    assert found[0].path == "001-schema/001-a.verify.sql"
+    assert kinds(verify.verify(ledger, [A], lock=lock, strict=True)) == ["lock"]

@@ -216,6 +216,11 @@ def apply_file(
     from chainops.source import statements  # pglast, only for a file that needs it
 
     analysis = statements.plan_migration(file.text, file.path)
+    if file.is_repeatable and not analysis.transactional:
+        raise MigrationFileError(
+            f"{file.path}: a repeatable file is applied in one transaction, and this "
+            f"one cannot be ({analysis.reason}); make it a numbered migration"
+        )
     verify = _verify_script(file, analysis.transactional)
     if analysis.transactional:
         # COPY … FROM stdin data goes through psycopg's COPY: statement by statement.

@@ -42,6 +42,7 @@ class Mode(Text):
     NO_TRANSACTION = "no-transaction"
     BASELINE = "baseline"
     DRIFT = "drift"
+    REPEATABLE = "repeatable"  # one version of an R-<name>.sql file
 
 
 class Status(Text):
@@ -97,6 +98,7 @@ class State(Text):
     RUNNING = "running"
     CHANGED = "changed"
     MISSING = "missing"
+    REMOVED = "removed"  # a repeatable file deleted; its objects stay
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,14 @@ class MigrationFile:
 
     @property
     def number(self) -> int:
-        """The display number, #1005 for 001-schema/005-x.sql."""
+        """The display number, #1005 for 001-schema/005-x.sql (#1000 for the
+        folder's repeatable files, whose blocks are numbered -height)."""
         return self.category_index * 1000 + self.index
+
+    @property
+    def is_repeatable(self) -> bool:
+        """An R-<name>.sql file: applied again whenever its content changes."""
+        return self.index == 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -174,6 +182,11 @@ class Block:
     def is_drift(self) -> bool:
         """A block that records accepted schema drift rather than a file."""
         return self.mode == Mode.DRIFT
+
+    @property
+    def is_repeatable(self) -> bool:
+        """One version of a repeatable file, numbered -height like a drift block."""
+        return self.mode == Mode.REPEATABLE
 
     @property
     def filename(self) -> str:

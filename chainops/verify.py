@@ -186,7 +186,11 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 )
             )
         key = parse_name(*block.path.split("/", 1)) if "/" in block.path else None
-        number = -block.height if block.is_drift else key and key[0] * 1000 + key[1]
+        # Drift blocks and versions of repeatable files are numbered -height.
+        numbered = not (block.is_drift or block.is_repeatable)
+        number = key and key[0] * 1000 + key[1] if numbered else -block.height
+        if key is not None and (key[1] == 0) != block.is_repeatable:
+            number = None  # only a repeatable block names an R-<name>.sql file
         if number != block.number:
             findings.append(
                 Finding(
@@ -218,7 +222,7 @@ def verify_files(
     by_number = {f.number: f for f in files}
     findings: list[Finding] = []
     for block in blocks:
-        if block.is_drift:
+        if block.is_drift or block.is_repeatable:  # editing a repeatable is no drift
             continue
         current = by_path.get(block.path)
         if current is None:
@@ -324,7 +328,9 @@ def verify_lock_ledger(
     current = {f.path: f.sha256 for f in files}
     findings: list[Finding] = []
     for b in blocks:
-        if b.is_drift:  # records accepted schema drift, not a file
+        # A drift block records no file; a repeatable file's older versions differ
+        # from the lock by design (its file is held to the lock by verify_lock).
+        if b.is_drift or b.is_repeatable:
             continue
         where = f"the ledger: block {b.height} ({b.path})"
         expected = locked.get(b.path)

@@ -93,7 +93,10 @@ class Decider:
         for topic in [t for t in self._said if t[0] != "!" and t not in known]:
             del self._said[topic]  # a file deleted and written again is new
         out = self._applied_files(status)
-        pending = [e for e in status.entries if e.block is None]
+        # A changed repeatable file is pending with the block of its last version.
+        pending = [
+            e for e in status.entries if e.block is None or e.state == State.PENDING
+        ]
         if status.findings:
             if pending:
                 self._once(
@@ -132,8 +135,14 @@ class Decider:
             elif held is None and not settling:
                 ready.append(file)
         chosen = {f.path for f in ready}
-        applied = {b.path for b in blocks}
-        snapshot = tuple(f for f in files if f.path in applied or f.path in chosen)
+        # A repeatable file is applied as the version its newest block holds.
+        applied = {(b.path, b.content_hash if b.is_repeatable else "") for b in blocks}
+        snapshot = tuple(
+            f
+            for f in files
+            if f.path in chosen
+            or (f.path, f.sha256 if f.is_repeatable else "") in applied
+        )
         return Decision(tuple(out), snapshot, tuple(ready))
 
     def _problem(
@@ -236,6 +245,8 @@ class Decider:
 
 def _applied_above(blocks: Sequence[Block], file: MigrationFile) -> Block | None:
     """The highest applied block of the file's folder numbered above it, if any."""
+    if file.is_repeatable:  # applied after the numbered files, whatever their order
+        return None
     above = [
         b
         for b in blocks

@@ -23,6 +23,8 @@ HASH_ALGORITHM = "sha256-lf"
 CATEGORY_RE = re.compile(r"^([0-9]{3})-([a-z0-9][a-z0-9_-]*)\Z")
 FILE_RE = re.compile(r"^([0-9]{3})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
 VERIFY_SUFFIX = ".verify.sql"  # 004-x.verify.sql checks 004-x.sql
+# A repeatable file: applied after the numbered ones, again whenever it changes.
+REPEATABLE_RE = re.compile(r"^R-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
 RESERVED_TOP_LEVEL = {
     "schema.sql"
 }  # chainops' own schema dump lives beside the folders
@@ -82,11 +84,17 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def parse_name(category: str, name: str) -> tuple[int, int] | None:
-    """Return (category index, file index) for a valid name, None if not a migration."""
-    cm, fm = CATEGORY_RE.match(category), FILE_RE.match(name)
-    if not cm or not fm:
+    """Return (category index, file index) for a valid name, None if not a migration.
+
+    A repeatable file's index is 0.
+    """
+    cm = CATEGORY_RE.match(category)
+    if not cm:
         return None
-    return int(cm.group(1)), int(fm.group(1))
+    if REPEATABLE_RE.match(name) and not name.endswith(VERIFY_SUFFIX):
+        return int(cm.group(1)), 0
+    fm = FILE_RE.match(name)
+    return (int(cm.group(1)), int(fm.group(1))) if fm else None
 
 
 def _reject(path: str, why: str) -> MigrationFileError:
@@ -136,7 +144,8 @@ def _check_file_name(rel: str, name: str) -> None:
         raise _reject(
             rel,
             "does not match NNN-name.sql (three digits, a dash, then letters, "
-            "digits, '-', '_' or '.'); rename it, for example 004-add-index.sql",
+            "digits, '-', '_' or '.') or R-name.sql (repeatable); rename it, for "
+            "example 004-add-index.sql",
         )
     if name.startswith("000"):
         raise _reject(rel, "has number 000; numbers run from 001 to 999")
@@ -200,6 +209,7 @@ def _discover_category(
 ) -> list[MigrationFile]:
     by_index: dict[int, MigrationFile] = {}
     scripts: dict[str, Script] = {}  # by the name of the migration they verify
+    repeatable: list[MigrationFile] = []  # in name order, after the numbered files
     for entry in _entries(folder):
         name = entry.name
         rel = f"{category}/{name}"
@@ -215,6 +225,9 @@ def _discover_category(
             continue
         if entry.is_symlink():
             raise _reject(rel, "is a symbolic link; migrations must be real files")
+        if REPEATABLE_RE.match(name) and not name.endswith(VERIFY_SUFFIX):
+            repeatable.append(read_migration(entry.path, rel, category_index, 0))
+            continue
         _check_file_name(rel, name)
         index = int(name[:3])
         if name.endswith(VERIFY_SUFFIX):
@@ -239,7 +252,7 @@ def _discover_category(
             )
         file = by_name[name]
         by_index[file.index] = replace(file, verify_script=verify)
-    return [by_index[i] for i in sorted(by_index)]
+    return [by_index[i] for i in sorted(by_index)] + repeatable
 
 
 def read_migration(

@@ -50,6 +50,8 @@ class Entry:
 def _order(entry: Entry) -> tuple[int, int, str]:
     category, _, name = entry.path.partition("/")
     key = parse_name(category, name) or (0, 0)
+    if key[1] == 0:  # a repeatable file: after the numbered files of its folder
+        key = (key[0], 1000)
     return (*key, entry.path)
 
 

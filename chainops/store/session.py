@@ -102,6 +102,7 @@ class Applier(Recorder):
         its verify script, run after it in the same transaction.
         """
         started = datetime.now(timezone.utc)
+        self.next_height = len(blocks) + 1
         row = self._row(file, started, Mode.TRANSACTION, None)
         prefix = (
             self._default_timeouts

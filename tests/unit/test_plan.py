@@ -18,7 +18,13 @@ from chainops.errors import (
     SchemaDrift,
 )
 from chainops.model import Directives, Drift, LedgerSnapshot, Options, State, Status
-from tests.fixtures.ledger import attempt, blocks_for, migration, snapshot
+from tests.fixtures.ledger import (
+    attempt,
+    blocks_for,
+    migration,
+    repeatable_block,
+    snapshot,
+)
 
 A, B, C = (migration(f"001-schema/00{i}-t{i}.sql") for i in (1, 2, 3))
 F = migration("002-functions/001-f.sql")
@@ -205,3 +211,18 @@ def test_plan_reads_checks_with_their_line_and_place():
     (check,) = step.directives.checks
     assert (check.line, check.query) == (2, "SELECT true")
     assert text[check.offset :].startswith("SELECT true")
+
+
+def test_plan_applies_repeatable_files_last_by_path_and_only_when_changed():
+    r1 = migration("001-schema/R-b.sql", "SELECT 1;")
+    r2 = migration("001-schema/R-a.sql", "SELECT 2;")
+    fresh = plan.plan_apply(LedgerSnapshot(exists=False), [A, r1, r2, F], Options())
+    applied = blocks_for([A, F])
+    applied.append(repeatable_block(applied, r1))
+    edited = migration("001-schema/R-a.sql", "SELECT 3;")
+
+    again = plan.plan_apply(snapshot(applied), [A, r1, edited, F], Options())
+
+    assert fresh.files == (A, F, r2, r1)
+    assert again.files == (edited,)
+    assert plan.plan_baseline(LedgerSnapshot(exists=False), [A, r1], 1001) == (A,)

@@ -25,6 +25,13 @@ def migration(path: str, text: str = CREATE_A) -> MigrationFile:
     )
 
 
+def repeatable(path: str, text: str) -> MigrationFile:
+    category, _ = path.split("/")
+    return MigrationFile(
+        int(category[:3]), category, 0, path, text.encode(), hash_text(text)
+    )
+
+
 def block(file: MigrationFile, height: int = 1) -> Block:
     return Block(
         height=height,
@@ -251,3 +258,28 @@ def test_decide_holds_file_when_its_verify_script_does_not_parse():
 
     assert decision.ready == ()
     assert decision.lines[0].startswith("✗ 001-s/001-a.verify.sql:1:1: syntax error")
+
+
+def test_decide_applies_changed_repeatable_and_leaves_unchanged_one_out():
+    numbered = migration("001-s/001-a.sql")
+    changed = repeatable("002-f/R-total.sql", "SELECT 2;\n")
+    same = repeatable("002-f/R-same.sql", "SELECT 3;\n")
+    old = replace(block(changed, 2), number=-2, mode="repeatable",
+                  content_hash=hash_text("SELECT 1;\n"))  # fmt: skip
+    kept = replace(block(same, 3), number=-3, mode="repeatable")
+    state = status([numbered])
+    state = replace(
+        state,
+        entries=(
+            *state.entries,
+            Entry(2000, changed.path, "pending", None, old),
+            Entry(2000, same.path, "applied", APPLIED_AT, kept),
+        ),
+    )
+
+    decision = Decider("migrations").decide(
+        state, [numbered, changed, same], frozenset({changed.path})
+    )
+
+    assert decision.ready == (changed,)
+    assert decision.files == (numbered, changed, same)

@@ -16,6 +16,7 @@ from tests.fixtures.ledger import (
     drift_block,
     history_of,
     migration,
+    repeatable_block,
     snapshot,
 )
 
@@ -214,3 +215,45 @@ def test_verify_holds_verify_script_to_the_lock_but_not_to_the_block():
     assert kinds(found) == ["lock"]
     assert found[0].path == "001-schema/001-a.verify.sql"
     assert kinds(verify.verify(ledger, [A], lock=lock, strict=True)) == ["lock"]
+
+
+R1 = migration("002-functions/R-total.sql", "CREATE VIEW total AS SELECT 1;\n")
+R2 = migration("002-functions/R-total.sql", "CREATE VIEW total AS SELECT 2;\n")
+
+
+def repeatable_chain() -> list:
+    blocks = blocks_for([A])
+    blocks.append(repeatable_block(blocks, R1))
+    blocks.append(repeatable_block(blocks, R2))
+    return blocks
+
+
+def test_verify_accepts_every_version_of_a_repeatable_file_and_its_edit():
+    ledger = snapshot(repeatable_chain())
+
+    assert verify.verify(ledger, [A, R2]) == []
+    assert verify.verify(ledger, [A, R1]) == []  # edited again: pending, not drift
+    assert verify.verify(ledger, [A]) == []  # deleted: status reports it, objects stay
+    lock = lockfile.build([A, R2])
+    assert verify.verify(ledger, [A, R2], lock=lock, strict=True) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"number": 2000}, "has number #2000, which does not match"),
+        ({"path": "002-functions/003-total.sql"}, "which does not match"),
+        ({"mode": "transaction"}, "which does not match its file name"),
+    ],
+)
+def test_verify_reports_repeatable_block_whose_number_or_name_was_forged(change, words):
+    blocks = repeatable_chain()
+    forged = replace(blocks[1], **change)
+    blocks[1] = replace(forged, block_hash=chain.recompute(forged))
+    for i in range(2, len(blocks)):  # relink the rest, as a careful forger would
+        moved = replace(blocks[i], previous_hash=blocks[i - 1].block_hash)
+        blocks[i] = replace(moved, block_hash=chain.recompute(moved))
+
+    found = verify.verify(snapshot(blocks), [A, R2])
+
+    assert any(words in f.message for f in found), found

@@ -29,6 +29,7 @@ from chainops.model import (
     FindingKind,
     LedgerSnapshot,
     MigrationFile,
+    Script,
     Status,
 )
 from chainops.source.files import parse_name
@@ -288,9 +289,7 @@ def verify_lock(
                     FindingKind.LOCK,
                     f.path,
                     f"{f.path} differs from {LOCK_NAME} (locked {short(expected)}, "
-                    f"now {short(f.sha256)}); if it was applied anywhere, restore it "
-                    "from git and put the change in a new migration, otherwise "
-                    f"{RELOCK}",
+                    f"now {short(f.sha256)}); {_relock_advice(f)}",
                     expected=expected,
                     current=f.sha256,
                 )
@@ -308,6 +307,16 @@ def verify_lock(
         if path not in present
     ]
     return findings
+
+
+def _relock_advice(source: MigrationFile | Script) -> str:
+    """A repeatable file or a verify script may change: the lock follows it."""
+    if isinstance(source, Script) or source.is_repeatable:
+        return f"{RELOCK} and commit it with the change"
+    return (
+        "if it was applied anywhere, restore it from git and put the change in a "
+        f"new migration, otherwise {RELOCK}"
+    )
 
 
 def verify_lock_ledger(

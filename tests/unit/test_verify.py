@@ -257,3 +257,13 @@ def test_verify_reports_repeatable_block_whose_number_or_name_was_forged(change,
     found = verify.verify(snapshot(blocks), [A, R2])
 
     assert any(words in f.message for f in found), found
+
+
+def test_verify_advises_relocking_when_repeatable_or_verify_script_changed():
+    checked = with_verify_script(A, "SELECT true;\n")
+    lock = lockfile.build([checked, R1])
+
+    found = verify.verify_lock(lock, [with_verify_script(A, "SELECT 1;\n"), R2])
+
+    assert [f.path for f in found] == ["001-schema/001-a.verify.sql", R2.path]
+    assert all(f.message.endswith("and commit it with the change") for f in found)

@@ -30,7 +30,6 @@ from chainops.model import (
     FindingKind,
     MigrationFile,
     Options,
-    State,
     Target,
 )
 from chainops.results import (
@@ -348,25 +347,23 @@ def _read_key(path: Path | None) -> bytes | None:
         ) from err
 
 
-def create(
-    settings: Settings, name: str, kind: str, description: str | None = None
-) -> Created:
+def create(settings: Settings, name: str, kind: str, description: str | None = None,
+           repeatable: bool = False) -> Created:  # fmt: skip
     """Write the next migration of a type from the template and add it to chain.lock.
 
     Only the new file's entry is added: a stale lock stays stale for verify to see.
     """
     from chainops.source.template import write_template
 
+    folder, now = settings.migrations_dir, datetime.now(timezone.utc)
     load_files(settings)  # refuse a broken folder before writing anything
-    before = lockfile.read_lock(settings.migrations_dir)
-    path = write_template(
-        settings.migrations_dir, kind, name, description, datetime.now(timezone.utc)
-    )
+    before = lockfile.read_lock(folder)
+    path = write_template(folder, kind, name, description, now, repeatable)
     files = load_files(settings)
-    rel = path.relative_to(settings.migrations_dir).as_posix()
+    rel = path.relative_to(folder).as_posix()
     new = next(f for f in files if f.path == rel)
     lock = lockfile.build(files) if before is None else lockfile.with_file(before, new)
-    lockfile.write_lock(settings.migrations_dir, lock)
+    lockfile.write_lock(folder, lock)
     return Created(path, lock.head, len(lock.entries), before is None)
 
 
@@ -392,7 +389,7 @@ def check(where: Target) -> None:
     """
     report = status(where)
     verifier.raise_findings(report.findings)
-    waiting = [e.path for e in report.entries if e.state != State.APPLIED]
+    waiting = [e.path for e in report.waiting]
     if waiting:
         raise DriftError(
             f"{len(waiting)} migrations are not applied ({waiting[0]} first); "

@@ -145,7 +145,6 @@ def _notice(event: Event) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from chainops import api, report
-    from chainops.model import State
 
     result = api.status(_target(args))
     if args.json:
@@ -155,7 +154,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             _out(line)
     if result.findings:
         return errors.DriftError.exit_code
-    if args.check and result.count(State.APPLIED) != len(result.entries):
+    if args.check and result.waiting:
         return errors.EXIT_PENDING
     return errors.EXIT_OK
 
@@ -185,7 +184,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_create(args: argparse.Namespace) -> int:
     from chainops import api, report
 
-    created = api.create(_settings(args), args.name, args.kind, args.description)
+    a = args
+    created = api.create(_settings(a), a.name, a.kind, a.description, a.repeatable)
     _out(report.display_path(created.path, Path.cwd().resolve()))
     if created.lock_created:
         _err(

@@ -151,7 +151,8 @@ COMMANDS = (
     Command(
         "create",
         "migrate.create",
-        "Write the next migration file of a type from the template, and lock it.",
+        "Write the next migration file of a type (or a repeatable one) from the "
+        "template, and lock it.",
         (
             Option(
                 "name",
@@ -168,6 +169,10 @@ COMMANDS = (
                 required=True,
             ),
             Option("description", "one line for the file's header", str),
+            Option(
+                "repeatable",
+                "write R-<name>.sql, applied again whenever its content changes",
+            ),
         ),
     ),
     Command(

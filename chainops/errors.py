@@ -183,6 +183,14 @@ class Refused(ChainopsError):
     exit_code = 7
 
 
+class RequirementNotApplied(Refused):
+    """A file requires a migration that is not applied before it."""
+
+
+class CheckFailed(Refused):
+    """A file's `chainops:check` precondition does not hold; nothing of it ran."""
+
+
 class LintFailed(ChainopsError):
     """The linter found error-level problems; in production migrate refuses them.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from chainops import chain, plan, verify
 from chainops.config import Settings
@@ -17,6 +18,7 @@ from chainops.errors import (
     LedgerTampered,
     LintFailed,
     LockHeld,
+    MigrationFileError,
     PartiallyApplied,
     more,
 )
@@ -28,13 +30,23 @@ from chainops.events import (
     OutOfOrderAllowed,
     Waiting,
 )
-from chainops.model import ApplyFile, Block, LedgerSnapshot, MigrationFile, Options
+from chainops.model import (
+    ApplyFile,
+    Block,
+    LedgerSnapshot,
+    MigrationFile,
+    Options,
+    Script,
+)
 from chainops.results import ApplyResult
 from chainops.source import scan
-from chainops.store import ledger
+from chainops.store import ledger, parts
 from chainops.store.connection import Conn, is_idle
 from chainops.store.lock import ledger_holder, ledger_lock
 from chainops.store.session import Applier
+
+if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
+    from chainops.source.statements import Statement
 
 Emit = Callable[[Event], None]
 BeforeApply = Callable[[Sequence[MigrationFile]], None]
@@ -209,16 +221,52 @@ def apply_file(
     """Send plain SQL as it is; parse only a file that may need to go one by one.
     `seal`: the run's last file, whose block seals the schema's fingerprint."""
     file, directives = step.file, step.directives
-    if not scan.needs_parse(file.data):
+    if file.verify_script is None and not scan.needs_parse(file.data):
         return applier.apply_in_transaction(file, blocks, directives, seal)
     from chainops.source import statements  # pglast, only for a file that needs it
 
     analysis = statements.plan_migration(file.text, file.path)
+    if file.is_repeatable and not analysis.transactional:
+        raise MigrationFileError(
+            f"{file.path}: a repeatable file is applied in one transaction, and this "
+            f"one cannot be ({analysis.reason}); make it a numbered migration"
+        )
+    verify = _verify_script(file, analysis.transactional)
     if analysis.transactional:
-        return applier.apply_in_transaction(file, blocks, directives, seal)
+        # COPY … FROM stdin data goes through psycopg's COPY: statement by statement.
+        copies = analysis.statements if parts.has_copy(analysis.statements) else ()
+        return applier.apply_in_transaction(
+            file, blocks, directives, seal, copies, verify
+        )
     return applier.apply_statements(
         file, blocks, analysis.statements, step.attempt, directives, seal
     )
+
+
+def _verify_script(
+    file: MigrationFile, transactional: bool
+) -> tuple[Script, Sequence[Statement]] | None:
+    """The file's verify script split into statements, run after it in its
+    transaction; refused beside a file that runs statement by statement."""
+    script = file.verify_script
+    if script is None:
+        return None
+    from chainops.source import statements
+
+    if not transactional:
+        raise MigrationFileError(
+            f"{script.path}: a verify script runs in its migration's transaction, "
+            f"and {file.path} runs statement by statement; delete the verify "
+            "script, or make the migration transactional"
+        )
+    analysis = statements.plan_migration(script.text, script.path)
+    if not analysis.transactional or parts.has_copy(analysis.statements):
+        raise MigrationFileError(
+            f"{script.path}: a verify script runs inside its migration's "
+            f"transaction, so it cannot hold {analysis.reason or 'COPY data'}; "
+            "remove that statement"
+        )
+    return script, analysis.statements
 
 
 def baseline(

@@ -42,6 +42,7 @@ class Mode(Text):
     NO_TRANSACTION = "no-transaction"
     BASELINE = "baseline"
     DRIFT = "drift"
+    REPEATABLE = "repeatable"  # one version of an R-<name>.sql file
 
 
 class Status(Text):
@@ -97,6 +98,20 @@ class State(Text):
     RUNNING = "running"
     CHANGED = "changed"
     MISSING = "missing"
+    REMOVED = "removed"  # a repeatable file deleted; its objects stay
+
+
+@dataclass(frozen=True)
+class Script:
+    """A file beside a migration that is not one: its verify script."""
+
+    path: str  # 001-schema/005-user-settings.verify.sql
+    data: bytes  # normalised like a migration's
+    sha256: str
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,7 @@ class MigrationFile:
     path: str  # 001-schema/005-user-settings.sql, relative to the migrations dir
     data: bytes  # normalised UTF-8 (no BOM, LF line ends): the exact SQL applied
     sha256: str
+    verify_script: Script | None = None  # NNN-name.verify.sql, run after it
 
     @property
     def text(self) -> str:
@@ -117,8 +133,14 @@ class MigrationFile:
 
     @property
     def number(self) -> int:
-        """The display number, #1005 for 001-schema/005-x.sql."""
+        """The display number, #1005 for 001-schema/005-x.sql (#1000 for the
+        folder's repeatable files, whose blocks are numbered -height)."""
         return self.category_index * 1000 + self.index
+
+    @property
+    def is_repeatable(self) -> bool:
+        """An R-<name>.sql file: applied again whenever its content changes."""
+        return self.index == 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -160,6 +182,11 @@ class Block:
     def is_drift(self) -> bool:
         """A block that records accepted schema drift rather than a file."""
         return self.mode == Mode.DRIFT
+
+    @property
+    def is_repeatable(self) -> bool:
+        """One version of a repeatable file, numbered -height like a drift block."""
+        return self.mode == Mode.REPEATABLE
 
     @property
     def filename(self) -> str:
@@ -302,12 +329,36 @@ class Options:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A `-- chainops:check=<query>` line: a precondition, true before the file runs."""
+
+    line: int
+    offset: int  # where the query starts in the file's text
+    query: str
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A `-- chainops:requires=<number or path>` line: applied before this file."""
+
+    line: int
+    number: int | None  # requires=1003
+    path: str | None  # requires=001-schema/003-x.sql
+
+    @property
+    def text(self) -> str:
+        return f"#{self.number}" if self.number is not None else str(self.path)
+
+
+@dataclass(frozen=True)
 class Directives:
-    """A file's `-- chainops:` options; None where the file says nothing."""
+    """A file's `-- chainops:` options; None or empty where the file says nothing."""
 
     no_transaction_line: int | None = None
     lock_timeout: str | None = None
     statement_timeout: str | None = None
+    checks: tuple[Check, ...] = ()
+    requires: tuple[Requirement, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from chainops.errors import (
     OutOfOrder,
     PartiallyApplied,
     Refused,
+    RequirementNotApplied,
     SchemaDrift,
 )
 from chainops.model import (
@@ -68,7 +69,60 @@ def plan_apply(
     steps = tuple(
         ApplyFile(f, attempts.get(f.number), read_directives(f)) for f in pending
     )
-    return Plan(steps, tuple(out_of_order))
+    refuse_unmet_requirements(snapshot.blocks, files, steps)
+    return Plan(steps + plan_repeatables(snapshot.blocks, files), tuple(out_of_order))
+
+
+def plan_repeatables(
+    blocks: Sequence[Block], files: Sequence[MigrationFile]
+) -> tuple[ApplyFile, ...]:
+    """Repeatable files never applied or changed since their newest block, by path
+    (folder, then name): they follow the run's numbered files."""
+    newest = newest_versions(blocks)
+    return tuple(
+        ApplyFile(f, None, read_directives(f))
+        for f in sorted((f for f in files if f.is_repeatable), key=lambda f: f.path)
+        if (block := newest.get(f.path)) is None or block.content_hash != f.sha256
+    )
+
+
+def newest_versions(blocks: Iterable[Block]) -> dict[str, Block]:
+    """Each repeatable file's newest block, by path."""
+    return {b.path: b for b in blocks if b.is_repeatable}
+
+
+def refuse_unmet_requirements(
+    blocks: Sequence[Block], files: Sequence[MigrationFile], steps: Sequence[ApplyFile]
+) -> None:
+    """Refuse the run if a step requires a migration that is neither applied nor
+    applied earlier in this run: the order is the files' own, never rearranged."""
+    applied = {b.number for b in blocks if not b.is_drift}
+    by_path = {f.path: f.number for f in files} | {b.path: b.number for b in blocks}
+    by_number = {f.number: f.path for f in files}
+    for step in steps:
+        for need in step.directives.requires:
+            number = need.number
+            if number is None:
+                number = by_path.get(need.path or "")
+            if number in applied:
+                continue
+            name = need.text
+            if number is not None and number in by_number:
+                name = f"#{number} ({by_number[number]})"
+            where = f"{step.file.path}:{need.line}"
+            if number is None or number not in by_number:
+                why = "which names no migration file; fix the chainops:requires line"
+            elif number == step.file.number:
+                why = "which is this file; remove the chainops:requires line"
+            else:
+                why = (
+                    "which is pending and comes after it; chainops never reorders "
+                    "files, so renumber one of them or apply that one first"
+                )
+            raise RequirementNotApplied(
+                f"{where}: requires {name}, {why}; nothing was applied"
+            )
+        applied.add(step.file.number)
 
 
 def plan_baseline(
@@ -83,7 +137,8 @@ def plan_baseline(
     Refuses a database without a single table of its own (`has_tables`): whatever
     those files build is plainly not there, and migrate would blame them later.
     """
-    chosen = [f for f in files if f.number <= through]
+    # Repeatable files are applied by the next migrate, as every version is.
+    chosen = [f for f in files if f.number <= through and not f.is_repeatable]
     if not chosen:
         raise Refused(
             f"no migration is numbered #{through} or below; "
@@ -145,7 +200,8 @@ def entries(
     found = [
         Entry(b.number, b.path, problems.get(b.path, State.APPLIED), b.applied_at, b)
         for b in snapshot.blocks
-    ]
+        if not b.is_repeatable
+    ] + _repeatable_entries(snapshot, files)
     for file in find_pending(snapshot.blocks, files):
         attempt = attempts.get(file.number)
         if attempt is None:
@@ -170,10 +226,12 @@ def _place(blocks: Sequence[Block]) -> Callable[[Entry], tuple[int, int, str]]:
     for block in blocks:
         if block.is_drift:
             after[block.number] = previous
-        else:
+        elif not block.is_repeatable:
             previous = block.number
 
     def key(entry: Entry) -> tuple[int, int, str]:
+        if entry.number % 1000 == 0:  # repeatable: after its folder's numbered files
+            return (entry.number + 999, 2, entry.path)
         if entry.number in after:
             return (after[entry.number], 1, f"{-entry.number:09d}")
         return (entry.number, 0, entry.path)
@@ -181,12 +239,40 @@ def _place(blocks: Sequence[Block]) -> Callable[[Entry], tuple[int, int, str]]:
     return key
 
 
+def _repeatable_entries(
+    snapshot: LedgerSnapshot, files: Sequence[MigrationFile]
+) -> list[Entry]:
+    """One line per repeatable file: its newest version applied, pending (new or
+    changed), failed since, or removed (the file deleted, its objects left)."""
+    newest = newest_versions(snapshot.blocks)
+    failed = {a.path: a for a in snapshot.attempts if a.number < 0}
+    current = {f.path: f for f in files if f.is_repeatable}
+    found = []
+    for path in sorted(newest.keys() | current.keys()):
+        block, file = newest.get(path), current.get(path)
+        category = path.partition("/")[0]
+        number = int(category[:3]) * 1000 if category[:3].isdigit() else 0
+        attempt = failed.get(path)
+        if attempt and (block is None or attempt.attempted_at > block.applied_at):
+            at, error = attempt.attempted_at, attempt.error_message
+            found.append(Entry(number, path, State(attempt.status), at, error=error))
+        elif file is None and block is not None:
+            found.append(Entry(number, path, State.REMOVED, block.applied_at, block))
+        elif (
+            block is not None and file is not None and block.content_hash == file.sha256
+        ):
+            found.append(Entry(number, path, State.APPLIED, block.applied_at, block))
+        else:
+            found.append(Entry(number, path, State.PENDING, None, block))
+    return found
+
+
 def find_pending(
     blocks: Iterable[Block], files: Sequence[MigrationFile]
 ) -> list[MigrationFile]:
     """Files with no block, in (category, file) order."""
     applied = {b.number for b in blocks}
-    return [f for f in files if f.number not in applied]
+    return [f for f in files if f.number not in applied and not f.is_repeatable]
 
 
 def find_out_of_order(
@@ -195,7 +281,7 @@ def find_out_of_order(
     """Pending files numbered below an applied file of their own folder."""
     highest: dict[int, tuple[int, str]] = {}
     for block in blocks:
-        if block.is_drift:
+        if block.is_drift or block.is_repeatable:
             continue
         category, index = divmod(block.number, 1000)
         if index > highest.get(category, (0, ""))[0]:

@@ -49,11 +49,18 @@ def _display_time(entry_time: Any) -> str:
     return format_time(entry_time)[:-4] + "Z"  # milliseconds, as in the design
 
 
+def _label(number: int) -> str:
+    """`#1005` for a numbered migration, `R` for a repeatable file (#1000 in JSON)."""
+    return "R" if number % 1000 == 0 else f"#{number}"
+
+
 def event_line(event: Event, colour: bool = False) -> str:
     if isinstance(event, Applied):
         extra = ", no transaction" if event.block.mode == Mode.NO_TRANSACTION else ""
+        if event.block.is_repeatable:
+            extra = f", repeatable, block {event.block.height}"
         return (
-            f"{_mark(OK, colour)} #{event.file.number} {event.file.filename} "
+            f"{_mark(OK, colour)} {_label(event.file.number)} {event.file.filename} "
             f"({event.duration_ms} ms{extra})"
         )
     if isinstance(event, Waiting):
@@ -113,7 +120,8 @@ def plan_lines(
         if not p.transactional:
             count = f"{p.statements} statements" if p.statements else "statements"
             how = f"{count} one by one without a transaction ({p.reason})"
-        lines.append(f"{_mark(PENDING, colour)} #{p.file.number} {p.file.path}: {how}")
+        label = _label(p.file.number)
+        lines.append(f"{_mark(PENDING, colour)} {label} {p.file.path}: {how}")
         if show_sql:
             lines += [f"    {line}" for line in p.file.text.rstrip().splitlines()]
     n = len(result.planned)
@@ -155,7 +163,7 @@ def baseline_summary(result: ApplyResult) -> str:
 def status_lines(report: StatusReport, colour: bool = False) -> list[str]:
     digits = max((len(str(e.number)) for e in report.entries), default=4)
     labels = [
-        f"#{str(e.number).ljust(digits)} {e.path.rsplit('/', 1)[-1]}"
+        f"{_label(e.number).ljust(digits + 1)} {e.path.rsplit('/', 1)[-1]}"
         for e in report.entries
     ]
     width = max((len(label) for label in labels), default=0) + 2
@@ -166,6 +174,11 @@ def status_lines(report: StatusReport, colour: bool = False) -> list[str]:
             symbol, text = OK, _display_time(e.applied_at)
         elif e.state == State.PENDING:
             symbol, text = PENDING, "pending"
+            if e.block is not None:  # a repeatable file changed since this block
+                text += f" (changed since block {e.block.height})"
+        elif e.state == State.REMOVED and e.block is not None:
+            symbol = PENDING
+            text = f"removed, its objects stay (last applied in block {e.block.height})"
         else:
             symbol, text = BAD, _STATE_TEXT.get(e.state, e.state)
             if e.error:

@@ -58,6 +58,12 @@ class StatusReport:
     def count(self, *states: State) -> int:
         return sum(1 for e in self.entries if e.state in states)
 
+    @property
+    def waiting(self) -> tuple[Entry, ...]:
+        """Entries not in place: all but applied ones and removed repeatable files."""
+        done = (State.APPLIED, State.REMOVED)
+        return tuple(e for e in self.entries if e.state not in done)
+
 
 @dataclass(frozen=True)
 class VerifyReport:

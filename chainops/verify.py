@@ -29,10 +29,11 @@ from chainops.model import (
     FindingKind,
     LedgerSnapshot,
     MigrationFile,
+    Script,
     Status,
 )
 from chainops.source.files import parse_name
-from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock
+from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock, locked_sources
 from chainops.source.template import template_hash
 
 
@@ -186,7 +187,11 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 )
             )
         key = parse_name(*block.path.split("/", 1)) if "/" in block.path else None
-        number = -block.height if block.is_drift else key and key[0] * 1000 + key[1]
+        # Drift blocks and versions of repeatable files are numbered -height.
+        numbered = not (block.is_drift or block.is_repeatable)
+        number = key and key[0] * 1000 + key[1] if numbered else -block.height
+        if key is not None and (key[1] == 0) != block.is_repeatable:
+            number = None  # only a repeatable block names an R-<name>.sql file
         if number != block.number:
             findings.append(
                 Finding(
@@ -218,7 +223,7 @@ def verify_files(
     by_number = {f.number: f for f in files}
     findings: list[Finding] = []
     for block in blocks:
-        if block.is_drift:
+        if block.is_drift or block.is_repeatable:  # editing a repeatable is no drift
             continue
         current = by_path.get(block.path)
         if current is None:
@@ -265,7 +270,7 @@ def verify_lock(
     """
     locked = lock.hashes()
     findings: list[Finding] = []
-    for f in files:
+    for f in locked_sources(files):  # verify scripts are locked too
         expected = locked.get(f.path)
         changed = expected not in (None, f.sha256)
         if created_ok and changed and template_hash(f.text) == expected:
@@ -284,14 +289,12 @@ def verify_lock(
                     FindingKind.LOCK,
                     f.path,
                     f"{f.path} differs from {LOCK_NAME} (locked {short(expected)}, "
-                    f"now {short(f.sha256)}); if it was applied anywhere, restore it "
-                    "from git and put the change in a new migration, otherwise "
-                    f"{RELOCK}",
+                    f"now {short(f.sha256)}); {_relock_advice(f)}",
                     expected=expected,
                     current=f.sha256,
                 )
             )
-    present = {f.path for f in files}
+    present = {f.path for f in locked_sources(files)}
     findings += [
         Finding(
             FindingKind.LOCK,
@@ -304,6 +307,16 @@ def verify_lock(
         if path not in present
     ]
     return findings
+
+
+def _relock_advice(source: MigrationFile | Script) -> str:
+    """A repeatable file or a verify script may change: the lock follows it."""
+    if isinstance(source, Script) or source.is_repeatable:
+        return f"{RELOCK} and commit it with the change"
+    return (
+        "if it was applied anywhere, restore it from git and put the change in a "
+        f"new migration, otherwise {RELOCK}"
+    )
 
 
 def verify_lock_ledger(
@@ -324,7 +337,9 @@ def verify_lock_ledger(
     current = {f.path: f.sha256 for f in files}
     findings: list[Finding] = []
     for b in blocks:
-        if b.is_drift:  # records accepted schema drift, not a file
+        # A drift block records no file; a repeatable file's older versions differ
+        # from the lock by design (its file is held to the lock by verify_lock).
+        if b.is_drift or b.is_repeatable:
             continue
         where = f"the ledger: block {b.height} ({b.path})"
         expected = locked.get(b.path)

@@ -29,8 +29,17 @@ class Decision:
 
 
 def check_file(file: MigrationFile) -> None:
-    """Raise unless chainops can parse the file (EmptyMigration for a template)."""
+    """Raise unless chainops can parse the file (EmptyMigration for a template) and
+    its verify script."""
     check_syntax(file.text, file.path)
+    if file.verify_script is not None:
+        check_syntax(file.verify_script.text, file.verify_script.path)
+
+
+def _paths(file: MigrationFile) -> frozenset[str]:
+    """The file's path and its verify script's: saving either retries it."""
+    script = file.verify_script
+    return frozenset((file.path,) if script is None else (file.path, script.path))
 
 
 class Decider:
@@ -84,7 +93,10 @@ class Decider:
         for topic in [t for t in self._said if t[0] != "!" and t not in known]:
             del self._said[topic]  # a file deleted and written again is new
         out = self._applied_files(status)
-        pending = [e for e in status.entries if e.block is None]
+        # A changed repeatable file is pending with the block of its last version.
+        pending = [
+            e for e in status.entries if e.block is None or e.state == State.PENDING
+        ]
         if status.findings:
             if pending:
                 self._once(
@@ -108,7 +120,7 @@ class Decider:
             above = _applied_above(blocks, file)
             if above is not None:
                 self._out_of_order(out, file, above, files)
-            elif file.path in unsettled:
+            elif _paths(file) & unsettled:
                 settling = True
             elif problem := self._problem(entry, file, touched):
                 self._once(out, file.path, *problem)
@@ -123,8 +135,14 @@ class Decider:
             elif held is None and not settling:
                 ready.append(file)
         chosen = {f.path for f in ready}
-        applied = {b.path for b in blocks}
-        snapshot = tuple(f for f in files if f.path in applied or f.path in chosen)
+        # A repeatable file is applied as the version its newest block holds.
+        applied = {(b.path, b.content_hash if b.is_repeatable else "") for b in blocks}
+        snapshot = tuple(
+            f
+            for f in files
+            if f.path in chosen
+            or (f.path, f.sha256 if f.is_repeatable else "") in applied
+        )
         return Decision(tuple(out), snapshot, tuple(ready))
 
     def _problem(
@@ -136,7 +154,7 @@ class Decider:
                 f"✗ {file.path} stopped midway through its statements; "
                 "run inv migrate --resume to continue it"
             )
-        if entry.state == State.FAILED and file.path not in touched:
+        if entry.state == State.FAILED and not _paths(file) & touched:
             return ("failed",), f"○ {file.path} failed last time; save it to retry"
         try:
             self._check(file)
@@ -227,6 +245,8 @@ class Decider:
 
 def _applied_above(blocks: Sequence[Block], file: MigrationFile) -> Block | None:
     """The highest applied block of the file's folder numbered above it, if any."""
+    if file.is_repeatable:  # applied after the numbered files, whatever their order
+        return None
     above = [
         b
         for b in blocks

@@ -304,9 +304,11 @@ class Watcher:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, Applied):
             self._decider.applied(event.file.path)
+            label = "R" if event.file.is_repeatable else f"#{event.file.number}"
+            extra = f", block {event.block.height}" if event.file.is_repeatable else ""
             self._say(
-                f"✓ applied #{event.file.number} {event.file.filename} "
-                f"({event.duration_ms} ms)"
+                f"✓ applied {label} {event.file.filename} "
+                f"({event.duration_ms} ms{extra})"
             )
         else:
             self._say(report.event_line(event))

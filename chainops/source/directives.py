@@ -12,10 +12,17 @@ from typing import NamedTuple
 
 from chainops.config import DURATION
 from chainops.errors import MigrationFileError
-from chainops.model import Directives, MigrationFile
-from chainops.source.files import locate
+from chainops.model import Check, Directives, MigrationFile, Requirement
+from chainops.source.files import locate, parse_name
 
-NAMES = ("no-transaction", "lock-timeout", "statement-timeout", "lint-ignore")
+NAMES = (
+    "no-transaction",
+    "lock-timeout",
+    "statement-timeout",
+    "lint-ignore",
+    "requires",
+    "check",
+)
 _LINE = re.compile(
     r"^[ \t]*--[ \t]*chainops:[ \t]*(\S*?)[ \t]*(?:=[ \t]*(\S*))?[ \t]*$",
     re.MULTILINE | re.IGNORECASE,
@@ -26,6 +33,16 @@ _IGNORE = re.compile(
     re.MULTILINE | re.IGNORECASE,
 )
 _START = re.compile(rb"--[ \t]*chainops:", re.IGNORECASE)
+# Every directive line, by its name alone: a misspelt one is refused, never ignored.
+_ANY = re.compile(
+    r"^[ \t]*--[ \t]*chainops:[ \t]*([^\s=]*)", re.MULTILINE | re.IGNORECASE
+)
+# `-- chainops:check=<query>`: the query is the rest of the line.
+_CHECK = re.compile(
+    r"^[ \t]*--[ \t]*chainops:[ \t]*check[ \t]*=?[ \t]*(.*?)[ \t]*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+_NUMBER = re.compile(r"#?([0-9]{4,6})")
 
 
 NONE = Directives()
@@ -47,18 +64,23 @@ def has_directive(data: bytes) -> bool:
 
 def parse_directives(text: str, path: str) -> Directives:
     """Read every directive line of a file; raise MigrationFileError on a bad one."""
-    found: dict[str, str | int] = {}
-    for match in _LINE.finditer(text):
-        name, value = match.group(1).lower(), match.group(2)
-        line = locate(text, match.start())[0]
-        if name == "lint-ignore":  # read by parse_lint_ignores, for the linter
-            continue
-        if name not in NAMES:
+    for match in _ANY.finditer(text):
+        if match.group(1).lower() not in NAMES:
+            line = locate(text, match.start())[0]
             raise MigrationFileError(
                 f"{path}:{line}: unknown directive chainops:{match.group(1)}; "
                 f"use one of {', '.join(NAMES)}"
             )
-        if name == "no-transaction":
+    found: dict[str, str | int] = {}
+    requires: list[Requirement] = []
+    for match in _LINE.finditer(text):
+        name, value = match.group(1).lower(), match.group(2)
+        line = locate(text, match.start())[0]
+        if name in ("lint-ignore", "check"):  # read by their own parsers
+            continue
+        if name == "requires":
+            requires.append(_requirement(value, path, line))
+        elif name == "no-transaction":
             if value is not None:
                 raise MigrationFileError(
                     f"{path}:{line}: chainops:no-transaction takes no value; "
@@ -78,7 +100,37 @@ def parse_directives(text: str, path: str) -> Directives:
         no_tx if isinstance(no_tx, int) else None,
         str(lock) if lock is not None else None,
         str(statement) if statement is not None else None,
+        _checks(text, path),
+        tuple(requires),
     )
+
+
+def _requirement(value: str | None, path: str, line: int) -> Requirement:
+    """`requires=1003`, `requires=#1003` or `requires=001-schema/003-x.sql`."""
+    if value and (number := _NUMBER.fullmatch(value)):
+        return Requirement(line, int(number.group(1)), None)
+    category, _, name = (value or "").partition("/")
+    if parse_name(category, name) is not None:
+        return Requirement(line, None, value)
+    raise MigrationFileError(
+        f"{path}:{line}: chainops:requires={value or ''} is neither a migration "
+        "number nor a path; write for example requires=1003 or "
+        "requires=001-schema/003-add-users.sql"
+    )
+
+
+def _checks(text: str, path: str) -> tuple[Check, ...]:
+    """Each `check=<query>` line, the query located for the server's errors."""
+    found = []
+    for match in _CHECK.finditer(text):
+        line = locate(text, match.start())[0]
+        if not match.group(1):
+            raise MigrationFileError(
+                f"{path}:{line}: chainops:check needs a query that returns true, "
+                "for example -- chainops:check=SELECT count(*) = 0 FROM t"
+            )
+        found.append(Check(line, match.start(1), match.group(1)))
+    return tuple(found)
 
 
 class LintIgnore(NamedTuple):

@@ -9,10 +9,11 @@ import codecs
 import hashlib
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from chainops.errors import MigrationFileError, escape_controls
-from chainops.model import MigrationFile
+from chainops.model import MigrationFile, Script
 
 HASH_ALGORITHM = "sha256-lf"
 """SHA-256 of the UTF-8 text with a leading BOM removed and CRLF/CR turned into LF."""
@@ -21,6 +22,9 @@ HASH_ALGORITHM = "sha256-lf"
 # would accept a trailing newline.
 CATEGORY_RE = re.compile(r"^([0-9]{3})-([a-z0-9][a-z0-9_-]*)\Z")
 FILE_RE = re.compile(r"^([0-9]{3})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
+VERIFY_SUFFIX = ".verify.sql"  # 004-x.verify.sql checks 004-x.sql
+# A repeatable file: applied after the numbered ones, again whenever it changes.
+REPEATABLE_RE = re.compile(r"^R-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
 RESERVED_TOP_LEVEL = {
     "schema.sql"
 }  # chainops' own schema dump lives beside the folders
@@ -80,11 +84,17 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def parse_name(category: str, name: str) -> tuple[int, int] | None:
-    """Return (category index, file index) for a valid name, None if not a migration."""
-    cm, fm = CATEGORY_RE.match(category), FILE_RE.match(name)
-    if not cm or not fm:
+    """Return (category index, file index) for a valid name, None if not a migration.
+
+    A repeatable file's index is 0.
+    """
+    cm = CATEGORY_RE.match(category)
+    if not cm:
         return None
-    return int(cm.group(1)), int(fm.group(1))
+    if REPEATABLE_RE.match(name) and not name.endswith(VERIFY_SUFFIX):
+        return int(cm.group(1)), 0
+    fm = FILE_RE.match(name)
+    return (int(cm.group(1)), int(fm.group(1))) if fm else None
 
 
 def _reject(path: str, why: str) -> MigrationFileError:
@@ -134,7 +144,8 @@ def _check_file_name(rel: str, name: str) -> None:
         raise _reject(
             rel,
             "does not match NNN-name.sql (three digits, a dash, then letters, "
-            "digits, '-', '_' or '.'); rename it, for example 004-add-index.sql",
+            "digits, '-', '_' or '.') or R-name.sql (repeatable); rename it, for "
+            "example 004-add-index.sql",
         )
     if name.startswith("000"):
         raise _reject(rel, "has number 000; numbers run from 001 to 999")
@@ -197,6 +208,8 @@ def _discover_category(
     folder: str, category: str, category_index: int
 ) -> list[MigrationFile]:
     by_index: dict[int, MigrationFile] = {}
+    scripts: dict[str, Script] = {}  # by the name of the migration they verify
+    repeatable: list[MigrationFile] = []  # in name order, after the numbered files
     for entry in _entries(folder):
         name = entry.name
         rel = f"{category}/{name}"
@@ -212,15 +225,34 @@ def _discover_category(
             continue
         if entry.is_symlink():
             raise _reject(rel, "is a symbolic link; migrations must be real files")
+        if REPEATABLE_RE.match(name) and not name.endswith(VERIFY_SUFFIX):
+            repeatable.append(read_migration(entry.path, rel, category_index, 0))
+            continue
         _check_file_name(rel, name)
         index = int(name[:3])
+        if name.endswith(VERIFY_SUFFIX):
+            read = read_migration(entry.path, rel, category_index, index)
+            scripts[name.removesuffix(VERIFY_SUFFIX) + ".sql"] = Script(
+                read.path, read.data, read.sha256
+            )
+            continue
         if index in by_index:
             raise _reject(
                 rel,
                 f"has the same number as {by_index[index].path}; renumber one of them",
             )
         by_index[index] = read_migration(entry.path, rel, category_index, index)
-    return [by_index[i] for i in sorted(by_index)]
+    by_name = {file.filename: file for file in by_index.values()}
+    for name, verify in scripts.items():
+        if name not in by_name:
+            raise _reject(
+                verify.path,
+                f"has no migration {category}/{name} beside it; name a verify script "
+                "after its migration (NNN-name.verify.sql for NNN-name.sql)",
+            )
+        file = by_name[name]
+        by_index[file.index] = replace(file, verify_script=verify)
+    return [by_index[i] for i in sorted(by_index)] + repeatable
 
 
 def read_migration(

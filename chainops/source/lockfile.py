@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chainops.errors import DriftError, MigrationFileError, with_more
-from chainops.model import Finding, MigrationFile
+from chainops.model import Finding, MigrationFile, Script
 from chainops.results import LockChanges
 from chainops.source.files import HASH_ALGORITHM, parse_name
 
@@ -50,6 +50,8 @@ class Entry:
 def _order(entry: Entry) -> tuple[int, int, str]:
     category, _, name = entry.path.partition("/")
     key = parse_name(category, name) or (0, 0)
+    if key[1] == 0:  # a repeatable file: after the numbered files of its folder
+        key = (key[0], 1000)
     return (*key, entry.path)
 
 
@@ -73,15 +75,26 @@ def _lock(entries: Iterable[Entry]) -> Lock:
     return Lock(tuple(sorted(entries, key=_order)))
 
 
+def locked_sources(files: Iterable[MigrationFile]) -> list[MigrationFile | Script]:
+    """Everything the lock lists: each migration, then its verify script if any."""
+    found: list[MigrationFile | Script] = []
+    for file in files:
+        found.append(file)
+        if file.verify_script is not None:
+            found.append(file.verify_script)
+    return found
+
+
 def build(files: Iterable[MigrationFile]) -> Lock:
-    """The lock that matches these files exactly."""
-    return _lock(Entry(f.path, f.sha256) for f in files)
+    """The lock that matches these files (and their verify scripts) exactly."""
+    return _lock(Entry(f.path, f.sha256) for f in locked_sources(files))
 
 
 def with_file(lock: Lock, file: MigrationFile) -> Lock:
     """Add one file to a lock, leaving every other entry as it was."""
-    kept = (e for e in lock.entries if e.path != file.path)
-    return _lock([*kept, Entry(file.path, file.sha256)])
+    new = [Entry(f.path, f.sha256) for f in locked_sources([file])]
+    kept = (e for e in lock.entries if e.path not in {n.path for n in new})
+    return _lock([*kept, *new])
 
 
 def render(lock: Lock) -> str:

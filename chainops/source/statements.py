@@ -17,6 +17,9 @@ from chainops.errors import MigrationFileError, one_line
 from chainops.source import scan
 from chainops.source.directives import parse_directives
 from chainops.source.files import locate
+from chainops.source.sql_text import SPACE as _SPACE
+from chainops.source.sql_text import Cut, cut
+from chainops.source.sql_text import skip_gap as _skip_gap
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +27,14 @@ PARSE_LIMIT = 1 << 20
 """Texts longer than this many characters are parsed only if the prefilter matches."""
 
 _META = re.compile(r"\\[^\s\\]*")
-# PostgreSQL's whitespace; its scanner reads other Unicode spaces as identifier chars.
-_SPACE = frozenset(" \t\n\r\f\v")
 # Statements starting with these are plain DML: never refused in a transaction, and
 # often huge, so they are not turned into Python trees. No other statement's first
 # keyword begins with one of these words.
 _DML = ("(", "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE")
-_LOAD_DATA = "load the data with INSERT or a server-side COPY ... FROM 'file'"
+_LOAD_DATA = (
+    "load the data with COPY ... FROM stdin, its data lines after it and a line \\. "
+    "(as pg_dump writes them), or with INSERT"
+)
 _FALSE = frozenset({"false", "off", "0"})
 _TRANSACTION_WORDS = {"START": "START TRANSACTION", "PREPARE": "PREPARE TRANSACTION"}
 _REINDEX_MANY = ("_SCHEMA", "_SYSTEM", "_DATABASE")  # they commit per table
@@ -55,6 +59,7 @@ class Statement:
     column: int
     no_transaction: bool
     transaction_control: bool
+    copy: Cut | None = None  # a COPY … FROM stdin: where its data lies in the file
 
 
 @dataclass(frozen=True)
@@ -117,15 +122,12 @@ def _classify_all(text: str, path: str) -> list[tuple[Statement, str | None]]:
             f"{path}:{line}:{column}: NUL character in the SQL; PostgreSQL does not "
             "accept it, so remove it"
         )
-    try:
-        pieces = _split(text)
-    except ParseError as err:
-        raise _explain(text, path, err) from err
+    pieces = _split_around_copies(text, path)
     if not pieces:
         raise EmptyMigration(path)
     result: list[tuple[Statement, str | None]] = []
     line, line_start, scanned = 1, 0, 0
-    for offset, source in pieces:
+    for offset, source, copy in pieces:
         # Count lines incrementally: files may hold hundreds of thousands of statements.
         if newlines := text.count("\n", scanned, offset):
             line += newlines
@@ -133,42 +135,92 @@ def _classify_all(text: str, path: str) -> list[tuple[Statement, str | None]]:
         scanned = offset
         column = offset - line_start + 1
         try:
-            no_transaction, transaction = _classify(source, f"{path}:{line}:{column}")
+            no_transaction, transaction = _classify(
+                source, f"{path}:{line}:{column}", has_data=copy is not None
+            )
         except ParseError as err:  # pragma: no cover - split parsed it already
             raise _explain(text, path, err, offset) from err
         no_tx, control = no_transaction is not None, transaction is not None
-        statement = Statement(source, offset, line, column, no_tx, control)
+        statement = Statement(source, offset, line, column, no_tx, control, copy)
         result.append((statement, transaction or no_transaction))
     return result
 
 
-def _classify(source: str, where: str) -> tuple[str | None, str | None]:
+def _split_around_copies(text: str, path: str) -> list[tuple[int, str, Cut | None]]:
+    """Each statement's offset and source, a COPY … FROM stdin with its data's place.
+
+    The SQL between the data is split piece by piece; the data is never parsed.
+    """
+    cuts = cut(text, _ends_in_copy_from_stdin, path)
+    found: list[tuple[int, str, Cut | None]] = []
+    for one in cuts:
+        pieces = _split_or_explain(text, one.sql_start, one.sql_end, path)
+        found.extend((offset, source, None) for offset, source in pieces[:-1])
+        found.append((*pieces[-1], one))
+    tail = cuts[-1].resume if cuts else 0
+    pieces = _split_or_explain(text, tail, len(text), path)
+    found.extend((offset, source, None) for offset, source in pieces)
+    return found
+
+
+def _split_or_explain(
+    text: str, start: int, end: int, path: str
+) -> list[tuple[int, str]]:
+    """Split text[start:end]; offsets and errors placed in the whole text."""
+    try:
+        return [(start + offset, source) for offset, source in _split(text[start:end])]
+    except ParseError as err:
+        raise _explain(text, path, err, start) from err
+
+
+def _ends_in_copy_from_stdin(sql: str) -> int | None:
+    """Where the last statement of `sql` starts if it is COPY … FROM stdin."""
+    try:
+        pieces = _split(sql)
+    except ParseError:
+        return None
+    start, source = pieces[-1] if pieces else (0, "")
+    node = parse_sql(source)[0].stmt if source[:4].upper() == "COPY" else None
+    if isinstance(node, ast.CopyStmt) and node.is_from and _refuse_copy(node, ""):
+        return start
+    return None
+
+
+def _classify(
+    source: str, where: str, *, has_data: bool = False
+) -> tuple[str | None, str | None]:
     """Label a statement refused in a transaction block, or one controlling it."""
     if source[:6].upper().startswith(_DML):
         return None, None
     node = parse_sql(source)[0].stmt
-    if isinstance(node, ast.CopyStmt) and (refusal := _refuse_copy(node, where)):
-        raise refusal
+    if isinstance(node, ast.CopyStmt) and not has_data:
+        refusal = _refuse_copy(node, where)
+        if refusal is not None:
+            raise refusal
     if isinstance(node, ast.TransactionStmt) and node.kind is not None:
         label = node.kind.name.removeprefix("TRANS_STMT_").replace("_", " ")
         return None, _TRANSACTION_WORDS.get(label, label)
-    return _describe_no_transaction(node), None
+    return describe_no_transaction(node), None
 
 
 def parse_tree(text: str, path: str) -> list[tuple[int, int, ast.Node]]:
     """Each statement's start and end (character offsets, the comments before it
     skipped) with its parse tree, for the linter; one parser call for the file."""
-    try:
-        raws = parse_sql(text)
-    except ParseError:
-        check_syntax(text, path)  # raises the error placed at its line and column
-        raise  # pragma: no cover - check_syntax refuses what parse_sql refused
+    cuts = cut(text, _ends_in_copy_from_stdin, path)  # COPY data is not SQL
+    regions = [(c.sql_start, c.sql_end) for c in cuts]
+    regions.append((cuts[-1].resume if cuts else 0, len(text)))
     found: list[tuple[int, int, ast.Node]] = []
-    for raw in raws:  # pglast gives character offsets; a length of 0 means the end
-        begin = raw.stmt_location or 0
-        end = begin + raw.stmt_len if raw.stmt_len else len(text)
-        if raw.stmt is not None:
-            found.append((_skip_gap(text, begin), end, raw.stmt))
+    for start, stop in regions:
+        try:
+            raws = parse_sql(text[start:stop])
+        except ParseError:
+            check_syntax(text, path)  # raises the error placed at its line and column
+            raise  # pragma: no cover - check_syntax refuses what parse_sql refused
+        for raw in raws:  # pglast gives character offsets; a length of 0: the end
+            begin = start + (raw.stmt_location or 0)
+            end = begin + raw.stmt_len if raw.stmt_len else stop
+            if raw.stmt is not None:
+                found.append((_skip_gap(text, begin), end, raw.stmt))
     return found
 
 
@@ -212,42 +264,7 @@ def _split(text: str) -> list[tuple[int, str]]:
     return found
 
 
-def _skip_gap(text: str, position: int) -> int:
-    """Skip whitespace, empty statements and comments up to the next statement."""
-    while position < len(text):
-        if text[position] in _SPACE or text[position] == ";":
-            position += 1
-        elif text.startswith("--", position):
-            end = text.find("\n", position)
-            position = len(text) if end < 0 else end + 1
-        elif text.startswith("/*", position):
-            position = _skip_block_comment(text, position)
-        else:
-            break
-    return position
-
-
-def _skip_block_comment(text: str, position: int) -> int:
-    """Return the offset after the (possibly nested) block comment at `position`."""
-    depth = 0
-    while True:
-        opening, closing = text.find("/*", position), text.find("*/", position)
-        if closing < 0:
-            return len(text)
-        if 0 <= opening < closing:
-            depth, position = depth + 1, opening + 2
-        else:
-            depth, position = depth - 1, closing + 2
-        if depth == 0:
-            return position
-
-
 def describe_no_transaction(node: ast.Node | None) -> str | None:
-    """Name the statement if PostgreSQL refuses it inside a transaction block."""
-    return _describe_no_transaction(node)
-
-
-def _describe_no_transaction(node: ast.Node | None) -> str | None:
     """Name the statement if PostgreSQL refuses to run it inside a transaction block."""
     if isinstance(node, ast.IndexStmt) and node.concurrent:
         return "CREATE INDEX CONCURRENTLY"
@@ -327,8 +344,9 @@ def _refuse_copy(node: ast.CopyStmt, where: str) -> MigrationFileError | None:
         return None
     if node.is_from:
         return MigrationFileError(
-            f"{where}: COPY ... FROM STDIN is not supported; chainops sends plain SQL "
-            f"to the server, so {_LOAD_DATA}"
+            f"{where}: COPY ... FROM STDIN has no data after it; end the statement's "
+            "line with its ';', put the data on the lines after it and end them with "
+            "a line \\. (as pg_dump writes them)"
         )
     return MigrationFileError(
         f"{where}: COPY ... TO STDOUT is not supported; a migration cannot send rows "
@@ -360,8 +378,11 @@ def _explain(
     meta = _META.match(text, offset)
     if meta:
         advice = "write the SQL it stands for inline"
-        if meta.group().lower() in ("\\copy", "\\."):
-            advice = f"{_LOAD_DATA} (COPY ... FROM STDIN is not supported either)"
+        if meta.group().lower() == "\\copy":
+            advice = _LOAD_DATA
+        elif meta.group() == "\\.":
+            advice = "a line \\. ends the data of a COPY ... FROM stdin; put that "
+            advice += "statement, ending its line, before the data"
         return MigrationFileError(
             f"{where}: psql meta-command {one_line(meta.group())} is not supported; "
             f"chainops sends plain SQL to the server, so {advice}"

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from chainops.errors import ConfigError, MigrationFileError
-from chainops.source.files import CATEGORY_RE, FILE_RE
+from chainops.source.files import CATEGORY_RE, FILE_RE, REPEATABLE_RE
 
 MIGRATION_TYPES = {"schema": 1, "functions": 2, "seed-data": 3}
 """`create --type`: the folder named NNN-<type>, and its number when it is new."""
@@ -25,6 +25,19 @@ TEMPLATE = """\
 -- ============================================
 -- IMPORTANT: This migration is immutable once applied!
 -- Do not modify this file after it has been run in any environment.
+-- ============================================
+
+-- Your SQL here
+"""
+REPEATABLE_TEMPLATE = """\
+-- Migration: {name}
+-- Date: {date}
+-- Description: {description}
+
+-- ============================================
+-- A repeatable file: applied after the numbered migrations, and again each time
+-- its content changes (each version a new block). Write it so that it can run
+-- again: CREATE OR REPLACE FUNCTION / VIEW, DROP ... IF EXISTS first.
 -- ============================================
 
 -- Your SQL here
@@ -80,10 +93,12 @@ def write_template(
     name: str,
     description: str | None,
     now: datetime,
+    repeatable: bool = False,
 ) -> Path:
     """Write the next migration of a type from the template; return its path.
 
-    The number is the folder's highest plus one, so gaps are never filled.
+    The number is the folder's highest plus one, so gaps are never filled; a
+    repeatable file is R-<name>.sql, with no number.
     """
     slug = slugify(name)
     if not slug:
@@ -104,28 +119,30 @@ def write_template(
     folder = _type_folder(migrations_dir, kind)
     highest = 0
     for entry in folder.iterdir():
-        match = FILE_RE.match(entry.name)
+        match = FILE_RE.match(entry.name) or REPEATABLE_RE.match(entry.name)
         if not match:
             continue
-        if slugify(match.group(2)) == slug:
+        if slugify(match.group(match.lastindex or 1)) == slug:
             raise ConfigError(
                 f"{folder.name}/{entry.name} already has the name {slug}; "
                 "choose another name"
             )
-        highest = max(highest, int(match.group(1)))
+        if match.re is FILE_RE:
+            highest = max(highest, int(match.group(1)))
     if highest >= 999:
         raise MigrationFileError(
             f"{folder.name}/ is full: it already holds number 999; "
             "start a new category folder"
         )
     moment = now.astimezone(timezone.utc)
-    text = TEMPLATE.format(
+    template = REPEATABLE_TEMPLATE if repeatable else TEMPLATE
+    text = template.format(
         name=slug,
         date=f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z",
         description=" ".join((description or "").split())
         or "Add your migration description here",
     )
-    path = folder / f"{highest + 1:03d}-{slug}.sql"
+    path = folder / (f"R-{slug}.sql" if repeatable else f"{highest + 1:03d}-{slug}.sql")
     with path.open("x", encoding="utf-8", newline="\n") as out:
         out.write(text)
     return path

@@ -109,6 +109,42 @@ def place_by_statement(
     return None
 
 
+class VerifyFailure(Exception):  # noqa: N818 - caught inside store, never shown
+    """A verify script returned false or failed; `error` is the server's, if any."""
+
+    def __init__(
+        self, line: int, column: int, message: str, error: psycopg.Error | None
+    ) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message, self.error = line, column, message, error
+
+    def errors(
+        self, file: MigrationFile, script: str, broken: bool
+    ) -> tuple[MigrationFailed, MigrationFailed]:
+        """The user's error, placed in the script, and the failed attempt's, which
+        names the script since the ledger row is the migration's."""
+        diag = self.error.diag if self.error is not None else None
+        fields = {
+            "line": self.line,
+            "column": self.column,
+            "sqlstate": diag.sqlstate if diag else None,
+            "hint": hint_for(diag.sqlstate, diag.message_hint) if diag else None,
+            "detail": diag.message_detail if diag else None,
+            "advice": advice(Mode.TRANSACTION, 0, broken)
+            if broken
+            else f"{file.path} was rolled back; fix it or its verify script and run "
+            "inv migrate again",
+        }
+        return (
+            MigrationFailed(script, self.message, **fields),  # type: ignore[arg-type]
+            MigrationFailed(
+                file.path,
+                f"verify script {script}: {self.message}",
+                **fields,  # type: ignore[arg-type]
+            ),
+        )
+
+
 def hint_for(sqlstate: str | None, hint: str | None) -> str | None:
     """The server's hint, or chainops' own where it knows better."""
     if sqlstate == _LOCK_NOT_AVAILABLE:

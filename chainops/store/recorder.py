@@ -38,6 +38,9 @@ class Recorder:
             ledger.mark_environment(schema, mark).as_bytes(conn) if mark else b""
         )
         self._writer = Writer(conn, schema)
+        # The height the next block takes: a repeatable file's block and attempts
+        # are numbered -height, as drift blocks are (numbers are unique).
+        self.next_height = 1
 
     def record_baseline(
         self, file: MigrationFile, blocks: Sequence[Block], seal: bool
@@ -103,7 +106,11 @@ class Recorder:
     def _row(
         self, file: MigrationFile, started: datetime, mode: str, ms: int | None
     ) -> Row:
-        return self._row_of(file.number, file.path, file.sha256, started, mode, ms)
+        if file.is_repeatable:
+            number, mode = -self.next_height, Mode.REPEATABLE
+        else:
+            number = file.number
+        return self._row_of(number, file.path, file.sha256, started, mode, ms)
 
     def _row_of(
         self, n: int, path: str, h: str, at: datetime, mode: str, ms: int | None
@@ -119,16 +126,17 @@ class Recorder:
         mode: str,
         sealed: str | None = None,
     ) -> Block:
+        repeatable = file.is_repeatable
         return chain.build_block(
             blocks,
-            number=file.number,
+            number=-(len(blocks) + 1) if repeatable else file.number,
             path=file.path,
             content_hash=file.sha256,
             hash_algorithm=HASH_ALGORITHM,
             applied_at=started,
             applied_by=self.user,
             client_host=self.host,
-            mode=mode,
+            mode=Mode.REPEATABLE if repeatable else mode,
             sealed_schema=sealed,
         )
 

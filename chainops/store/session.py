@@ -19,9 +19,11 @@ from psycopg import sql
 
 from chainops.errors import (
     ChainopsError,
+    CheckFailed,
     Interrupted,
     MigrationFailed,
     MigrationFileError,
+    one_line,
     server_error,
 )
 from chainops.events import Applied
@@ -31,9 +33,10 @@ from chainops.model import (
     Directives,
     MigrationFile,
     Mode,
+    Script,
     Status,
 )
-from chainops.store import failure
+from chainops.store import failure, parts
 from chainops.store.connection import Conn, is_idle, session_reset
 from chainops.store.recorder import Recorder
 
@@ -88,14 +91,19 @@ class Applier(Recorder):
         blocks: Sequence[Block],
         directives: Directives,
         seal: bool,
+        parts_of: Sequence[Statement] = (),
+        verify: tuple[Script, Sequence[Statement]] | None = None,
     ) -> Applied:
         """Send the file and its block in one transaction: both commit or neither.
 
         With `seal` (a run's last file) the block also seals the fingerprint of the
         schema the file leaves, read in its transaction from a reset session so that
-        nothing the file set changes how the catalog reads.
+        nothing the file set changes how the catalog reads. `parts_of`: the file's
+        statements, sent one by one (a file with COPY … FROM stdin data); `verify`:
+        its verify script, run after it in the same transaction.
         """
         started = datetime.now(timezone.utc)
+        self.next_height = len(blocks) + 1
         row = self._row(file, started, Mode.TRANSACTION, None)
         prefix = (
             self._default_timeouts
@@ -106,17 +114,29 @@ class Applier(Recorder):
         # Two round trips: the file in its own message inside BEGIN, so that nothing
         # it leaves open (a quote, a comment) can reach the ledger SQL; then its
         # block and COMMIT. Both commit together or not at all.
-        base: int | None = 0
+        where = parts.Where()
+        opening = b"BEGIN;" + prefix
         try:
-            if len(file.data) > _ONE_MESSAGE_LIMIT:
+            if (
+                parts_of
+                or directives.checks
+                or verify
+                or len(file.data) > (_ONE_MESSAGE_LIMIT)
+            ):
                 # A big file travels alone: joining it to the rest would copy it.
-                self.conn.execute(b"BEGIN;" + prefix)
-                self.conn.execute(file.data)
+                self.conn.execute(opening)
+                self._check(file, directives, where)
+                if parts_of:
+                    parts.send_all(self.conn, file.text, parts_of, where)
+                else:
+                    where.base = 0
+                    self.conn.execute(file.data)
             else:
-                opening = b"BEGIN;" + prefix
-                base = -len(opening)
+                where.base = -len(opening)
                 self.conn.execute(opening + file.data)
-            base = None  # an error from here on is not in the file
+            where.base = None  # an error from here on is not in the file
+            if verify is not None:
+                parts.run_verify(self.conn, verify[0].text, verify[1])
             sealed, snapshot = None, None
             if seal:
                 self.conn.execute(b"RESET ALL; SET SESSION AUTHORIZATION DEFAULT")
@@ -131,14 +151,24 @@ class Applier(Recorder):
         except KeyboardInterrupt:
             self._rollback_open_transaction()
             raise self._interrupted(file, transactional=True) from None
+        except failure.VerifyFailure as failed:
+            self._rollback_open_transaction()
+            script = verify[0].path if verify else ""
+            error, recorded = failed.errors(file, script, self.conn.broken)
+            if not self.conn.broken:
+                self._record_failure(
+                    file, started, t0, Mode.TRANSACTION, recorded, 0, None, ()
+                )
+            raise error from failed.error
         except ChainopsError:  # the fingerprint could not be read: nothing commits
             self._rollback_open_transaction()
             raise
         except psycopg.Error as err:
             self._rollback_open_transaction()
             raise self._failed(
-                file, started, t0, err, Mode.TRANSACTION, 0, None, base, prefix=prefix
-            ) from err
+                file, started, t0, err, Mode.TRANSACTION, 0, None, where.base,
+                prefix=None if parts_of else prefix, placed=where.placed,
+            ) from err  # fmt: skip
         ms = round((time.perf_counter() - t0) * 1000)
         return Applied(file, replace(block, duration_ms=ms), ms)
 
@@ -163,6 +193,15 @@ class Applier(Recorder):
             )
         started = datetime.now(timezone.utc)
         mode = Mode.NO_TRANSACTION
+        if directives.checks and not start:  # before anything runs, in autocommit
+            where = parts.Where()
+            try:
+                self._check(file, directives, where)
+            except psycopg.Error as err:
+                raise self._failed(
+                    file, started, time.perf_counter(), err, mode, 0, None,
+                    where.base, placed=where.placed,
+                ) from err  # fmt: skip
         try:
             self.conn.execute(
                 self._writer.write(
@@ -178,11 +217,11 @@ class Applier(Recorder):
         except KeyboardInterrupt:
             raise self._interrupted(file) from None
         t0 = time.perf_counter()
-        committed = start
+        committed, where = start, parts.Where()
         try:
             for i in range(start, len(texts)):
                 try:
-                    self.conn.execute(texts[i].encode("utf-8"))
+                    parts.send_one(self.conn, file.text, stmts[i], where)
                     # Inside a file's own BEGIN ... COMMIT this commits with it.
                     self._record_progress(file, i + 1, texts)
                 except KeyboardInterrupt:
@@ -200,6 +239,7 @@ class Applier(Recorder):
                         len(texts),
                         stmts[i].offset,
                         texts[:committed],
+                        placed=where.placed,
                     ) from err
                 if self.conn.info.transaction_status == _IDLE:
                     committed = i + 1
@@ -236,6 +276,18 @@ class Applier(Recorder):
             raise failure.ledger_write_failed(err, file) from err
         return Applied(file, block, ms)
 
+    def _check(
+        self, file: MigrationFile, directives: Directives, where: parts.Where
+    ) -> None:
+        """Refuse the file if one of its `chainops:check` preconditions is not true."""
+        check = parts.first_failing_check(self.conn, directives.checks, where)
+        if check is not None:
+            raise CheckFailed(
+                f"{file.path}:{check.line}: check failed: {one_line(check.query)}; "
+                f"{file.path} was not applied, make the check hold and run inv "
+                "migrate again"
+            )
+
     def _interrupted(
         self, file: MigrationFile, *, transactional: bool = False
     ) -> Interrupted:
@@ -269,6 +321,7 @@ class Applier(Recorder):
         base: int | None = 0,
         done_texts: Sequence[str] = (),
         prefix: bytes | None = None,
+        placed: tuple[int, int] | None = None,
     ) -> ChainopsError:
         """Record the failed attempt outside the chain and build the user's error.
 
@@ -279,7 +332,7 @@ class Applier(Recorder):
             return failure.ledger_write_failed(err, file)
         diag = err.diag
         message = diag.message_primary or str(err).strip().splitlines()[0]
-        line, column = failure.locate_error(
+        line, column = placed or failure.locate_error(
             file.text, diag.statement_position, base, mode
         )
         if line is None and base is not None and prefix is not None:

@@ -38,8 +38,11 @@ _SERVER_DURATION = sql.SQL(
     "(extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::integer"
 )
 
+# A repeatable file's attempts are numbered -height of the block they would have
+# been: its block clears them by path. ({number} < 0 folds to false for the others.)
 _DELETE_ATTEMPT = (
-    "DELETE FROM {ledger} WHERE migration_number = {number} AND status <> 'completed';"
+    "DELETE FROM {ledger} WHERE (migration_number = {number} OR ({number} < 0"
+    " AND path = {path})) AND status <> 'completed';"
 )
 _INSERT_ROW = (
     "INSERT INTO {ledger} (migration_number, filename, path, hash, hash_algorithm,"

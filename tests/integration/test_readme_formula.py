@@ -1,6 +1,6 @@
 """An outsider recomputes every block from the README alone: its snippet, run as
-printed, against a ledger holding every mode and both block formats, in another
-schema and time zone."""
+printed, against a ledger holding every mode (two versions of a repeatable file
+among them) and both block formats, in another schema and time zone."""
 
 from __future__ import annotations
 
@@ -37,6 +37,19 @@ def test_readme_snippet_recomputes_every_mode_and_format_in_any_schema(project):
     project.query("ALTER TABLE a ADD COLUMN note text")
     project.write({"001-schema/003-c.sql": "CREATE INDEX CONCURRENTLY c ON b (id);\n"})
     api.apply(where)  # drift, then no-transaction
+    view = "002-functions/R-v.sql"
+    project.write({view: "CREATE OR REPLACE VIEW v AS SELECT 1 AS n;\n"})
+    api.apply(where)  # repeatable
+    project.write({view: "CREATE OR REPLACE VIEW v AS SELECT 2 AS n;\n"})
+    api.apply(where)  # its second version
+    project.write(
+        {
+            "003-seed/001-rows.sql": "CREATE TABLE r (n int);\n"
+            "COPY r FROM stdin;\n1\n\\.\n",
+            "003-seed/001-rows.verify.sql": "SELECT count(*) = 1 FROM r;\n",
+        }
+    )
+    api.apply(where)  # COPY data and a verify script: a transaction block
     dbname = str(project.query("SELECT current_database()")[0][0])
     project.query(
         sql.SQL("ALTER DATABASE {} SET timezone = 'Pacific/Chatham'")
@@ -52,6 +65,9 @@ def test_readme_snippet_recomputes_every_mode_and_format_in_any_schema(project):
         ("transaction", 1, False),
         ("drift", 2, True),  # seals the drifted schema
         ("no-transaction", 2, True),  # its run's newest block
+        ("repeatable", 2, True),
+        ("repeatable", 2, True),
+        ("transaction", 2, True),
     ]
 
     code = readme_snippet().replace('schema = "public"', 'schema = "audit"')

@@ -358,3 +358,17 @@ def test_watch_tells_failed_file_in_one_line_that_says_to_save(project, watching
         "the migration was rolled back; fix the file and save the file again"
     )
     assert not [ln for ln in watching.lines if "applied again when you save" in ln]
+
+
+def test_watch_applies_repeatable_again_when_saved_with_new_content(project, watching):
+    path = "002-functions/R-total.sql"
+    project.write({path: "CREATE OR REPLACE VIEW total AS SELECT 1 AS n;\n"})
+    watching.starting("✓ applied R R-total.sql (")
+    mark = watching.mark()
+
+    project.write({path: "CREATE OR REPLACE VIEW total AS SELECT 2 AS n;\n"})
+
+    line = watching.starting("✓ applied R R-total.sql (", after=mark)
+    assert line.endswith(", block 2)")
+    assert project.query("SELECT n FROM total") == [(2,)]
+    assert [p for p, _ in blocks(project)] == [path, path]

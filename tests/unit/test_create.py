@@ -339,3 +339,18 @@ def test_lock_stale_event_is_one_warning_line_with_the_fix(settings):
         "○ 001-schema/001-a.sql is not in chain.lock (and 1 more problem); run inv "
         "migrate.lock to add it (production refuses files that do not match chain.lock)"
     )
+
+
+def test_write_template_writes_repeatable_file_without_a_number(tmp_path):
+    (tmp_path / "002-functions").mkdir()
+    (tmp_path / "002-functions" / "001-a.sql").write_text("SELECT 1;\n")
+    now = datetime(2025, 9, 21, tzinfo=timezone.utc)
+
+    path = write_template(tmp_path, "functions", "Portfolio Value", None, now, True)
+
+    assert path == tmp_path / "002-functions" / "R-portfolio-value.sql"
+    assert "and again each time" in path.read_text()
+    (repeatable,) = [f for f in discover(tmp_path) if f.is_repeatable]
+    assert repeatable.path == "002-functions/R-portfolio-value.sql"
+    with pytest.raises(ConfigError, match="already has the name portfolio-value"):
+        write_template(tmp_path, "functions", "portfolio value", None, now)

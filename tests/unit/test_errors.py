@@ -12,6 +12,7 @@ from chainops.errors import (
     AppliedFileMissing,
     CannotConnect,
     ChainopsError,
+    CheckFailed,
     ConfigError,
     DatabaseAccessError,
     DriftError,
@@ -27,6 +28,7 @@ from chainops.errors import (
     PartiallyApplied,
     PermissionDenied,
     Refused,
+    RequirementNotApplied,
     SchemaDrift,
 )
 from chainops.model import Finding
@@ -49,6 +51,8 @@ DOCUMENTED_EXIT_CODES = {
     PermissionDenied: 5,
     MigrationFailed: 6,
     Refused: 7,
+    RequirementNotApplied: 7,
+    CheckFailed: 7,
     LintFailed: 8,
     FleetIncomplete: 9,
     Interrupted: 130,

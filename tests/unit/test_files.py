@@ -378,3 +378,39 @@ def test_locate_returns_line_and_column_when_given_offset(offset, expected):
     text = "abc\nde\n\nfgh"
 
     assert locate(text, offset) == expected
+
+
+def test_discover_attaches_verify_script_to_its_migration(tmp_path):
+    root = write_tree(
+        tmp_path,
+        {
+            "001-schema/001-a.sql": "CREATE TABLE a ();\r\n",
+            "001-schema/001-a.verify.sql": "SELECT 1 FROM a WHERE false;\r\n",
+            "001-schema/002-b.sql": "CREATE TABLE b ();\n",
+        },
+    )
+
+    files = discover(root)
+
+    assert [f.path for f in files] == ["001-schema/001-a.sql", "001-schema/002-b.sql"]
+    script = files[0].verify_script
+    assert script is not None
+    assert script.path == "001-schema/001-a.verify.sql"
+    assert script.sha256 == sha256("SELECT 1 FROM a WHERE false;\n")
+    assert files[1].verify_script is None
+
+
+def test_discover_refuses_verify_script_without_its_migration(tmp_path):
+    root = write_tree(
+        tmp_path,
+        {
+            "001-schema/001-a.sql": "SELECT 1;",
+            "001-schema/001-b.verify.sql": "SELECT 1;",
+        },
+    )
+
+    assert discover_error(root) == (
+        "001-schema/001-b.verify.sql has no migration 001-schema/001-b.sql beside it; "
+        "name a verify script after its migration (NNN-name.verify.sql for "
+        "NNN-name.sql)"
+    )

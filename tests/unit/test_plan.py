@@ -14,10 +14,17 @@ from chainops.errors import (
     OutOfOrder,
     PartiallyApplied,
     Refused,
+    RequirementNotApplied,
     SchemaDrift,
 )
 from chainops.model import Directives, Drift, LedgerSnapshot, Options, State, Status
-from tests.fixtures.ledger import attempt, blocks_for, migration, snapshot
+from tests.fixtures.ledger import (
+    attempt,
+    blocks_for,
+    migration,
+    repeatable_block,
+    snapshot,
+)
 
 A, B, C = (migration(f"001-schema/00{i}-t{i}.sql") for i in (1, 2, 3))
 F = migration("002-functions/001-f.sql")
@@ -162,3 +169,60 @@ def test_entries_give_each_migration_its_state_in_number_order():
         (C.path, State.FAILED),
     ]
     assert entries[2].error == "boom"
+
+
+def needing(path: str, target: str) -> object:
+    return migration(path, f"-- chainops:requires={target}\nSELECT 1;")
+
+
+@pytest.mark.parametrize(
+    ("applied", "files", "refused"),
+    [
+        ([A], [A, needing("001-schema/002-b.sql", "1001")], None),
+        ([], [A, needing("001-schema/002-b.sql", "#1001")], None),  # earlier, same run
+        ([A], [A, needing("001-schema/002-b.sql", A.path)], None),
+        ([], [needing("001-schema/001-a.sql", "2001"), F], "pending and comes after"),
+        ([], [needing("001-schema/001-a.sql", "1009")], "names no migration file"),
+        ([], [needing("001-schema/001-a.sql", "1001")], "which is this file"),
+    ],
+)
+def test_plan_refuses_requirement_only_when_not_applied_before_the_file(
+    applied, files, refused
+):
+    ledger = snapshot(blocks_for(applied)) if applied else LedgerSnapshot(exists=False)
+    if refused is None:
+        assert plan.plan_apply(ledger, files, Options()).files == tuple(
+            f for f in files if f not in applied
+        )
+        return
+    with pytest.raises(RequirementNotApplied, match=r"nothing was applied$") as caught:
+        plan.plan_apply(ledger, files, Options())
+    assert refused in str(caught.value)
+    assert str(caught.value).startswith(f"{files[0].path}:1: requires ")
+
+
+def test_plan_reads_checks_with_their_line_and_place():
+    text = "SELECT 1;\n-- chainops:check = SELECT true  \nSELECT 2;"
+    step = plan.plan_apply(
+        LedgerSnapshot(exists=False),
+        [migration("001-schema/001-a.sql", text)],
+        Options(),
+    ).steps[0]
+    (check,) = step.directives.checks
+    assert (check.line, check.query) == (2, "SELECT true")
+    assert text[check.offset :].startswith("SELECT true")
+
+
+def test_plan_applies_repeatable_files_last_by_path_and_only_when_changed():
+    r1 = migration("001-schema/R-b.sql", "SELECT 1;")
+    r2 = migration("001-schema/R-a.sql", "SELECT 2;")
+    fresh = plan.plan_apply(LedgerSnapshot(exists=False), [A, r1, r2, F], Options())
+    applied = blocks_for([A, F])
+    applied.append(repeatable_block(applied, r1))
+    edited = migration("001-schema/R-a.sql", "SELECT 3;")
+
+    again = plan.plan_apply(snapshot(applied), [A, r1, edited, F], Options())
+
+    assert fresh.files == (A, F, r2, r1)
+    assert again.files == (edited,)
+    assert plan.plan_baseline(LedgerSnapshot(exists=False), [A, r1], 1001) == (A,)

@@ -282,9 +282,9 @@ def test_check_syntax_accepts_backslash_when_inside_string_or_comment(sql):
 @pytest.mark.parametrize(
     ("sql", "where", "words"),
     [
-        ("COPY t FROM stdin;", "1:1", "COPY ... FROM STDIN is not supported;"),
-        ("SELECT 1;\nCOPY t (a, b) FROM STDIN;\n1\tx\n\\.\n", "2:1", "FROM STDIN"),
-        ("COPY t FROM stdin;\n\\.\n", "1:1", "FROM STDIN"),
+        ("COPY t FROM stdin;", "1:1", "the data of COPY … FROM stdin has no line"),
+        ("SELECT 1;\n COPY t FROM stdin;\n1\n", "2:2", "has no line \\. after it"),
+        ("COPY t FROM stdin; SELECT 1;", "1:1", "COPY ... FROM STDIN has no data"),
         ("COPY (SELECT 1) TO STDOUT;", "1:1", "COPY ... TO STDOUT is not supported;"),
     ],
 )
@@ -452,3 +452,39 @@ def test_check_syntax_refuses_nul_when_parser_would_stop_there(sql):
         f"{PATH}:2:1: NUL character in the SQL; PostgreSQL does not accept it, "
         "so remove it"
     )
+
+
+@pytest.mark.parametrize(
+    ("sql", "data"),
+    [
+        ("SELECT 1;\nCOPY t (a, b) FROM STDIN;\n1\tx\n\\.\n", ["1\tx\n"]),
+        ("COPY t FROM stdin;\n\\.\n", [""]),
+        ("COPY t FROM stdin; -- rows\n1\n\\.", ["1\n"]),
+        (
+            "COPY t FROM stdin WITH (FORMAT csv);\n1,';'\n\\.\n"
+            "COPY u\n FROM stdin;\n2\n\\.\n",
+            ["1,';'\n", "2\n"],
+        ),
+    ],
+)
+def test_plan_cuts_copy_data_when_copy_from_stdin_ends_its_line(sql, data):
+    plan = plan_migration(sql, PATH)
+    copies = [s for s in plan.statements if s.copy is not None]
+    assert [sql[s.copy.data_start : s.copy.data_end] for s in copies] == data
+    assert plan.transactional
+    assert all(s.text.startswith("COPY") for s in copies)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT 'COPY t FROM stdin;\n';", "/* COPY t FROM stdin;\n*/ SELECT 1;"],
+)
+def test_plan_keeps_copy_words_when_inside_string_or_comment(sql):
+    assert all(s.copy is None for s in plan_migration(sql, PATH).statements)
+
+
+def test_parse_tree_skips_copy_data_when_file_holds_some():
+    sql = "COPY t FROM stdin;\n1\tx y;\n\\.\nSELECT 2;\n"
+    found = [(sql[start:end], type(node).__name__) for start, end, node in
+             statements.parse_tree(sql, PATH)]  # fmt: skip
+    assert found == [("COPY t FROM stdin", "CopyStmt"), ("SELECT 2", "SelectStmt")]

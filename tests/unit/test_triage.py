@@ -4,10 +4,11 @@ migration files: warnings, templates, syntax errors, order, retries.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from chainops.dev.triage import Decider
-from chainops.model import GENESIS, Block, Finding, MigrationFile
+from chainops.model import GENESIS, Block, Finding, MigrationFile, Script
 from chainops.results import Entry, StatusReport
 from tests.fixtures.hashing import hash_text
 
@@ -21,6 +22,13 @@ def migration(path: str, text: str = CREATE_A) -> MigrationFile:
     category, name = path.split("/")
     return MigrationFile(
         int(category[:3]), category, int(name[:3]), path, text.encode(), hash_text(text)
+    )
+
+
+def repeatable(path: str, text: str) -> MigrationFile:
+    category, _ = path.split("/")
+    return MigrationFile(
+        int(category[:3]), category, 0, path, text.encode(), hash_text(text)
     )
 
 
@@ -226,3 +234,52 @@ def test_decide_holds_files_silently_when_a_write_is_still_settling():
     )
 
     assert (decision.lines, decision.ready) == ((), ())
+
+
+def test_decide_retries_failed_file_when_its_verify_script_is_saved():
+    script = Script("001-s/001-a.verify.sql", b"SELECT true;\n", hash_text("x"))
+    failed = replace(migration("001-s/001-a.sql"), verify_script=script)
+    decider = Decider("migrations")
+    decider.failed(failed.path)
+    state = status([], [(failed, "failed")])
+
+    saved = decider.decide(state, [failed], frozenset({script.path}))
+
+    assert saved.ready == (failed,)
+
+
+def test_decide_holds_file_when_its_verify_script_does_not_parse():
+    script = Script("001-s/001-a.verify.sql", b"SELEC 1;\n", hash_text("x"))
+    held = replace(migration("001-s/001-a.sql"), verify_script=script)
+
+    decision = Decider("migrations").decide(
+        status([], [(held, "pending")]), [held], frozenset()
+    )
+
+    assert decision.ready == ()
+    assert decision.lines[0].startswith("✗ 001-s/001-a.verify.sql:1:1: syntax error")
+
+
+def test_decide_applies_changed_repeatable_and_leaves_unchanged_one_out():
+    numbered = migration("001-s/001-a.sql")
+    changed = repeatable("002-f/R-total.sql", "SELECT 2;\n")
+    same = repeatable("002-f/R-same.sql", "SELECT 3;\n")
+    old = replace(block(changed, 2), number=-2, mode="repeatable",
+                  content_hash=hash_text("SELECT 1;\n"))  # fmt: skip
+    kept = replace(block(same, 3), number=-3, mode="repeatable")
+    state = status([numbered])
+    state = replace(
+        state,
+        entries=(
+            *state.entries,
+            Entry(2000, changed.path, "pending", None, old),
+            Entry(2000, same.path, "applied", APPLIED_AT, kept),
+        ),
+    )
+
+    decision = Decider("migrations").decide(
+        state, [numbered, changed, same], frozenset({changed.path})
+    )
+
+    assert decision.ready == (changed,)
+    assert decision.files == (numbered, changed, same)

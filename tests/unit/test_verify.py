@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import pytest
 
 from chainops import chain, verify
 from chainops.errors import AppliedFileChanged, LedgerTampered
-from chainops.model import Drift, FindingKind
+from chainops.model import Drift, FindingKind, Script
 from chainops.source import lockfile
 from tests.fixtures.ledger import (
     blocks_for,
     drift_block,
     history_of,
     migration,
+    repeatable_block,
     snapshot,
 )
 
@@ -188,3 +190,80 @@ def test_verify_accepts_format_1_blocks_then_sealed_format_2_blocks():
                         replace(b, **sealed)])  # fmt: skip
 
     assert verify.verify(snapshot(blocks), [A, B]) == []
+
+
+def with_verify_script(file, text: str):
+    data = text.encode()
+    path = file.path.removesuffix(".sql") + ".verify.sql"
+    return replace(
+        file, verify_script=Script(path, data, hashlib.sha256(data).hexdigest())
+    )
+
+
+def test_verify_holds_verify_script_to_the_lock_but_not_to_the_block():
+    checked = with_verify_script(A, "SELECT true;\n")
+    edited = with_verify_script(A, "SELECT false;\n")
+    lock = lockfile.build([checked])
+    ledger = snapshot(blocks_for([A]))
+
+    assert [e.path for e in lock.entries] == [A.path, "001-schema/001-a.verify.sql"]
+    assert verify.verify(ledger, [checked], lock=lock, strict=True) == []
+    # Editing or adding a verify script is no change to the applied migration...
+    assert verify.verify(ledger, [edited]) == []
+    # ...but chain.lock holds it like any file, and lists it missing when deleted.
+    found = verify.verify(ledger, [edited], lock=lock, strict=True)
+    assert kinds(found) == ["lock"]
+    assert found[0].path == "001-schema/001-a.verify.sql"
+    assert kinds(verify.verify(ledger, [A], lock=lock, strict=True)) == ["lock"]
+
+
+R1 = migration("002-functions/R-total.sql", "CREATE VIEW total AS SELECT 1;\n")
+R2 = migration("002-functions/R-total.sql", "CREATE VIEW total AS SELECT 2;\n")
+
+
+def repeatable_chain() -> list:
+    blocks = blocks_for([A])
+    blocks.append(repeatable_block(blocks, R1))
+    blocks.append(repeatable_block(blocks, R2))
+    return blocks
+
+
+def test_verify_accepts_every_version_of_a_repeatable_file_and_its_edit():
+    ledger = snapshot(repeatable_chain())
+
+    assert verify.verify(ledger, [A, R2]) == []
+    assert verify.verify(ledger, [A, R1]) == []  # edited again: pending, not drift
+    assert verify.verify(ledger, [A]) == []  # deleted: status reports it, objects stay
+    lock = lockfile.build([A, R2])
+    assert verify.verify(ledger, [A, R2], lock=lock, strict=True) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"number": 2000}, "has number #2000, which does not match"),
+        ({"path": "002-functions/003-total.sql"}, "which does not match"),
+        ({"mode": "transaction"}, "which does not match its file name"),
+    ],
+)
+def test_verify_reports_repeatable_block_whose_number_or_name_was_forged(change, words):
+    blocks = repeatable_chain()
+    forged = replace(blocks[1], **change)
+    blocks[1] = replace(forged, block_hash=chain.recompute(forged))
+    for i in range(2, len(blocks)):  # relink the rest, as a careful forger would
+        moved = replace(blocks[i], previous_hash=blocks[i - 1].block_hash)
+        blocks[i] = replace(moved, block_hash=chain.recompute(moved))
+
+    found = verify.verify(snapshot(blocks), [A, R2])
+
+    assert any(words in f.message for f in found), found
+
+
+def test_verify_advises_relocking_when_repeatable_or_verify_script_changed():
+    checked = with_verify_script(A, "SELECT true;\n")
+    lock = lockfile.build([checked, R1])
+
+    found = verify.verify_lock(lock, [with_verify_script(A, "SELECT 1;\n"), R2])
+
+    assert [f.path for f in found] == ["001-schema/001-a.verify.sql", R2.path]
+    assert all(f.message.endswith("and commit it with the change") for f in found)

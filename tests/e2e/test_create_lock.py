@@ -126,22 +126,23 @@ def test_verify_head_prints_ledger_head_and_json_carries_lock_head(project):
     assert doc["lock_head"] == lock_head(project.migrations)
 
 
-def test_pre_commit_hook_entry_passes_on_this_repository():
+def test_pre_commit_hook_entries_pass_on_this_repository():
     hooks = (REPO / ".pre-commit-hooks.yaml").read_text()
-    entry = re.search(r"^\s+entry:\s*(.+)$", hooks, re.MULTILINE)
-    assert entry is not None
-    argv = shlex.split(entry.group(1))
-    assert argv[:3] == ["chainops", "verify", "--files-only"]
+    entries = re.findall(r"^\s+entry:\s*(.+)$", hooks, re.MULTILINE)
+    argvs = [shlex.split(entry) for entry in entries]
+    assert [argv[1] for argv in argvs] == ["verify", "lint"]
+    staged = sorted(str(p.relative_to(REPO)) for p in REPO.glob("migrations/*/*.sql"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINOPS_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "chainops", *argv[1:]],
-        cwd=REPO,
-        env={**env, **NO_DATABASE},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    for argv, files in zip(argvs, ([], staged), strict=True):  # lint gets filenames
+        result = subprocess.run(
+            [sys.executable, "-m", "chainops", *argv[1:], *files],
+            cwd=REPO,
+            env={**env, **NO_DATABASE},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- two branches, one merge -----------------------------------------------------

@@ -36,7 +36,8 @@ def test_accept_drift_looks_like_success_and_keeps_its_place_in_status(project):
     )
     assert run(project, "migrate").returncode == 0
     project.query("ALTER TABLE a ADD COLUMN note text")
-    project.write({"001-schema/003-c.sql": "CREATE TABLE c (id int PRIMARY KEY);\n"})
+    # bigint: no lint warning comes first (prefer-bigint-pk), only the drift line
+    project.write({"001-schema/003-c.sql": "CREATE TABLE c (id bigint PRIMARY KEY);\n"})
 
     accepted = run(project, "migrate", "--accept-drift")
 

@@ -16,14 +16,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from chainops import errors
-from chainops.commands import (
-    BY_VERB,
-    COMMANDS,
-    FRONT_END,
-    build_parser,
-    parse_values,
-    speak,
-)
+from chainops.command_line import build_parser, parse_values
+from chainops.commands import BY_VERB, COMMANDS, FRONT_END, speak
 from chainops.config import Settings, load_settings, password_of, redact
 from chainops.output import write_line
 

@@ -1,0 +1,197 @@
+"""The explorer's chain document: blocks, failed attempts, history, chain.lock and
+why each pending file waits. Reads through `api` and `store.explore`; never writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from chainops import api, report
+from chainops import verify as verifier
+from chainops.chain import format_time
+from chainops.config import Settings, describe_database, password_of, redact
+from chainops.errors import ChainopsError
+from chainops.model import GENESIS, FindingKind, Mode, Outcome, State, Target
+from chainops.results import VerifyReport
+from chainops.source import lockfile
+from chainops.store import explore
+
+_LOCK_KINDS = (FindingKind.LOCK, FindingKind.UNLOCKED)
+# What store.session writes for a failure: "message at line L:C (SQLSTATE X);
+# detail: ...; hint: ...".
+_AT_LINE = re.compile(r" at line (\d+):(\d+)")
+_DETAIL = re.compile(r"; detail: (.*?)(?:; hint: |$)")
+_HINT = re.compile(r"; hint: (.*)$")
+_SQLSTATE = re.compile(r"\(SQLSTATE (\w{5})\)")
+_SOCKET_HOST = re.compile(r"^\[(?P<dir>[^\]]+)\]:\d+/(?P<db>.+)$")
+
+
+def describe(settings: Settings, description: str | None) -> str:
+    """One description of the database for the header, however it was reached.
+
+    Under `inv dev` DATABASE_URL names the embedded server's socket folder; alone,
+    the explorer starts or finds that server itself. Both read the same here.
+    """
+    if description is None:
+        if not settings.database_url:
+            return "embedded PostgreSQL"
+        description = describe_database(settings.database_url)
+    found = _SOCKET_HOST.match(description)
+    if found and Path(found["dir"]).is_relative_to(settings.project_root):
+        return f"embedded PostgreSQL, database {found['db']}"
+    if description.startswith("embedded PostgreSQL"):
+        return "embedded PostgreSQL, " + description[len("embedded PostgreSQL ") :]
+    return description
+
+
+def error_parts(text: str | None) -> dict[str, Any]:
+    """The line, column, SQLSTATE, DETAIL and hint a recorded failure names."""
+    if not text:
+        return {"line": None, "column": None, "sqlstate": None, "detail": None}
+    at = _AT_LINE.search(text)
+    detail = _DETAIL.search(text)
+    hint = _HINT.search(text)
+    state = _SQLSTATE.search(text)
+    return {
+        "line": int(at.group(1)) if at else None,
+        "column": int(at.group(2)) if at else None,
+        "sqlstate": state.group(1) if state else None,
+        "detail": detail.group(1) if detail else None,
+        "hint": hint.group(1) if hint else None,
+    }
+
+
+def history_json(row: explore.HistoryEntry) -> dict[str, Any]:
+    return {
+        "number": row.number,
+        "path": row.path,
+        "content_hash": row.content_hash,
+        "outcome": row.outcome,
+        "started_at": format_time(row.started_at),
+        "duration_ms": row.duration_ms,
+        "applied_by": row.applied_by,
+        "client_host": row.client_host,
+        "error": row.error,
+        **error_parts(row.error),
+    }
+
+
+def read_history(where: Target) -> tuple[explore.HistoryEntry, ...]:
+    with api.open_session(where, "explorer") as conn:
+        return explore.read_history(conn, where.settings.ledger_schema)
+
+
+def _lock_json(settings: Settings, verdict: VerifyReport) -> dict[str, Any]:
+    """chain.lock: present or not, its head, and whether the files and blocks match."""
+    try:
+        lock = lockfile.read_lock(settings.migrations_dir)
+    except ChainopsError as err:
+        return {"present": True, "head": None, "files": None, "ok": False,
+                "problems": [str(err)]}  # fmt: skip
+    problems = [f.message for f in verdict.findings if f.kind in _LOCK_KINDS]
+    if lock is not None:  # the files too, as migrate warns of a stale lock
+        found = verifier.verify_lock(
+            lock, api.load_files(settings), created_ok=not settings.is_production
+        )
+        problems += [f.message for f in found if f.message not in problems]
+    return {
+        "present": lock is not None,
+        "head": lock.head if lock else None,
+        "files": len(lock.entries) if lock else None,
+        "ok": lock is not None and not problems,
+        "problems": problems,
+    }
+
+
+def _has_sql(text: str) -> bool:
+    """Whether a file holds anything but comments and blank lines (the template)."""
+    body = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return any(
+        line.strip() and not line.strip().startswith("--") for line in body.splitlines()
+    )
+
+
+def _reasons(
+    settings: Settings, blocks: list[dict[str, Any]], pending: list[dict[str, Any]]
+) -> None:
+    """Say why each pending file waits, in place."""
+    files = {f.path: f for f in api.load_files(settings)}
+    applied = [b for b in blocks if b["mode"] not in (Mode.DRIFT, Mode.BASELINE)]
+    top = max(applied, key=lambda b: b["number"], default=None)
+    blocked: dict[str, Any] | None = None
+    for item in pending:
+        file = files.get(item["path"])
+        if item["state"] == State.FAILED:
+            reason = "its last attempt failed; fix the file and run inv migrate again"
+        elif item["state"] == State.RUNNING:
+            reason = "it stopped midway; run inv migrate --resume to continue"
+        elif file is not None and not _has_sql(file.text):
+            reason = "it is still the template: it holds no SQL yet"
+        elif top is not None and item["number"] < top["number"]:
+            reason = (
+                f"it is numbered below the applied #{top['number']} {top['path']}; "
+                "migrate refuses it unless --allow-out-of-order"
+            )
+        elif blocked is not None:
+            reason = f"it waits for #{blocked['number']} {blocked['path']}"
+        else:
+            reason = "ready: the next inv migrate applies it"
+        item["reason"] = reason
+        stops = item["state"] != State.PENDING or reason.startswith("it is still")
+        if blocked is None and stops:
+            blocked = item
+
+
+def read_chain(settings: Settings) -> dict[str, Any]:
+    """The chain as a JSON-ready document: blocks, pending files, attempts, history,
+    chain.lock and problems; `version` changes whenever any of it does."""
+    doc: dict[str, Any] = {
+        "database": describe(settings, None),
+        "head": GENESIS,
+        "height": 0,
+        "blocks": [],
+        "pending": [],
+        "attempts": [],
+        "history": [],
+        "lock": None,
+        "problems": [],
+        "error": None,
+    }
+    try:
+        where = api.target(settings)
+        doc["database"] = describe(settings, where.description)
+        status = api.status(where)
+        verdict = api.verify(where)  # the lock and the schema too: verify's answer
+        history = read_history(where)
+    except ChainopsError as err:
+        doc["error"] = redact(str(err), password_of(settings.database_url))
+    else:
+        migrations = report.status_document(status)["migrations"]
+        by_height = {b.height: b for e in status.entries if (b := e.block)}
+        blocks = sorted(
+            (m for m in migrations if m["height"] is not None),
+            key=lambda m: int(m["height"]),
+        )
+        for item in blocks:
+            block = by_height[item["height"]]
+            item["client_host"] = block.client_host
+            item["differences"] = (
+                len(block.details.splitlines()) if block.details else 0
+            )
+        doc["head"], doc["height"] = status.head, status.height
+        doc["blocks"] = blocks
+        doc["pending"] = [m for m in migrations if m["height"] is None]
+        _reasons(settings, blocks, doc["pending"])
+        rows = [history_json(row) for row in history]
+        doc["history"] = rows
+        doc["attempts"] = [r for r in rows if r["outcome"] == Outcome.FAILED]
+        doc["lock"] = _lock_json(settings, verdict)
+        doc["problems"] = [report.finding_json(f) for f in verdict.findings]
+    doc["ok"] = doc["error"] is None and not doc["problems"]
+    canonical = json.dumps(doc, sort_keys=True).encode("utf-8")
+    doc["version"] = hashlib.sha256(canonical).hexdigest()[:16]
+    return doc

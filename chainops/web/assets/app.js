@@ -98,7 +98,7 @@ function drawHeader(doc) {
   meta.replaceChildren(
     h("span", { id: "database" }, doc.database), " · ",
     `${doc.height} blocks · head `, hashView(doc.head), " · ",
-    h("span", { class: lockClass, id: "lock" }, lockText),
+    h("span", { class: lockClass, id: "lock", title: lock ? lock.problems.join("\n") : "" }, lockText),
     " · read-only, updates live");
   const banner = document.getElementById("banner");
   if (doc.error) {
@@ -381,7 +381,7 @@ function schemaView() {
 function barChart(id, values, labels, classes, title) {
   const width = 900, height = 220, pad = 30;
   const max = Math.max(1, ...values);
-  const step = (width - pad * 2) / Math.max(1, values.length);
+  const step = Math.min(60, (width - pad * 2) / Math.max(1, values.length));
   const bars = values.map((v, i) => {
     const bh = (v / max) * (height - pad * 2);
     return svg("rect", { class: `bar ${classes[i] || ""}`, x: pad + i * step,
@@ -393,7 +393,8 @@ function barChart(id, values, labels, classes, title) {
   svg("line", { class: "axis", x1: pad, y1: height - pad, x2: width - pad, y2: height - pad }),
   svg("text", { x: 2, y: pad - 8 }, `${max}`), svg("text", { x: 2, y: height - pad }, "0"),
   svg("text", { x: pad, y: height - 8 }, labels[0] || ""),
-  svg("text", { x: width - pad - 60, y: height - 8 }, labels[labels.length - 1] || ""),
+  svg("text", { x: width - pad, y: height - 8, "text-anchor": "end" },
+    labels.length > 1 ? labels[labels.length - 1] : ""),
   bars);
 }
 

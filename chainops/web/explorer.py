@@ -98,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
             text = f"unexpected error: {type(err).__name__}: {err}"
             line = redact(text.splitlines()[0], password_of(settings.database_url))
             status, doc = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": line}
-        body = json.dumps(doc, indent=2, default=str) + "\n"
+        body = json.dumps(doc, separators=(",", ":"), default=str) + "\n"
         self._send(status, "application/json", body.encode("utf-8"))
 
     def _answer(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:

@@ -20,6 +20,10 @@ _HISTORY = (
     + ", execution_time_ms, error_message, applied_by, client_host FROM {history}"
     " ORDER BY id"
 )
+_PROGRESS = (
+    "SELECT migration_number, coalesce(statements_done, 0), statements_total"
+    " FROM {ledger} WHERE status <> 'completed'"
+)
 _SNAPSHOT_HEIGHTS = (
     "SELECT height FROM {ledger} WHERE status = 'completed'"
     " AND schema_snapshot IS NOT NULL ORDER BY height"
@@ -70,6 +74,17 @@ def read_history(conn: Conn, schema: str) -> tuple[HistoryEntry, ...]:
         )
         for n, p, h, o, at, ms, err, by, host in conn.execute(query)
     )
+
+
+def read_progress(conn: Conn, schema: str) -> dict[int, tuple[int, int | None]]:
+    """Statements done and in all of each failed or stopped attempt, by number."""
+    if not _exists(conn, schema, TABLE):
+        return {}
+    query = sql.SQL(_PROGRESS).format(ledger=sql.Identifier(schema, TABLE))
+    return {
+        int(str(n)): (int(str(done)), None if total is None else int(str(total)))
+        for n, done, total in conn.execute(query)
+    }
 
 
 def read_snapshot_heights(conn: Conn, schema: str) -> tuple[int, ...]:

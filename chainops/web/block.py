@@ -159,6 +159,7 @@ def read_schema(where: Target, at: int | None, since: int | None) -> dict[str, A
             "height": top,
             "snapshot_height": stored,
             "snapshot_heights": list(heights),
+            "kinds": list(catalog.KINDS),  # containers before what they contain
             "objects": snap.objects,
             "since": since,
             "changes": None,

@@ -81,9 +81,14 @@ def history_json(row: explore.HistoryEntry) -> dict[str, Any]:
     }
 
 
-def read_history(where: Target) -> tuple[explore.HistoryEntry, ...]:
+Progress = dict[int, tuple[int, int | None]]
+
+
+def read_history(where: Target) -> tuple[tuple[explore.HistoryEntry, ...], Progress]:
+    """The history, and how far each failed or stopped attempt got."""
+    schema = where.settings.ledger_schema
     with api.open_session(where, "explorer") as conn:
-        return explore.read_history(conn, where.settings.ledger_schema)
+        return explore.read_history(conn, schema), explore.read_progress(conn, schema)
 
 
 def _lock_json(settings: Settings, verdict: VerifyReport) -> dict[str, Any]:
@@ -170,7 +175,7 @@ def read_chain(settings: Settings) -> dict[str, Any]:
             reading = pool.submit(api.status, where)
             checking = pool.submit(api.verify, where)  # the lock and the schema too
             listing = pool.submit(read_history, where)
-            status, verdict, history = (
+            status, verdict, (history, progress) = (
                 reading.result(),
                 checking.result(),
                 listing.result(),
@@ -194,6 +199,9 @@ def read_chain(settings: Settings) -> dict[str, Any]:
         doc["blocks"] = blocks
         doc["pending"] = [m for m in migrations if m["height"] is None]
         _reasons(settings, blocks, doc["pending"])
+        for item in doc["pending"]:  # a non-transactional file's statements done
+            done, total = progress.get(item["number"], (None, None))
+            item["statements_done"], item["statements_total"] = done, total
         rows = [history_json(row) for row in history]
         doc["history"] = rows
         doc["attempts"] = [r for r in rows if r["outcome"] == Outcome.FAILED]

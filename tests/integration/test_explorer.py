@@ -60,6 +60,8 @@ def test_api_chain_lists_linked_blocks_then_pending_when_applied(project, explor
             "applied_by": None,
             "error": None,
             "reason": "ready: the next inv migrate applies it",
+            "statements_done": None,
+            "statements_total": None,
         }
     ]
     assert doc["ok"] is True

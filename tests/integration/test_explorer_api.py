@@ -5,6 +5,9 @@ chain.lock status and why pending files wait. Every bad request gets a JSON erro
 
 from __future__ import annotations
 
+import json
+import threading
+
 import pytest
 
 from chainops import api
@@ -34,6 +37,54 @@ def test_chain_lists_failed_attempt_with_line_and_detail_when_a_file_fails(
     (pending,) = doc["pending"]
     assert pending["state"] == "failed"
     assert pending["reason"].startswith("its last attempt failed")
+
+
+def test_chain_shows_statements_done_when_a_non_transactional_file_fails(
+    project, explorer
+):
+    project.write(
+        {
+            "001-schema/001-a.sql": "-- chainops:no-transaction\n"
+            + TABLE_A
+            + "CREATE TABLE c (id int);\nSELECT 1 / 0;\n"
+        }
+    )
+    with pytest.raises(MigrationFailed):
+        api.apply(project.target)
+
+    (pending,) = explorer.chain()["pending"]
+
+    assert pending["state"] == "failed"
+    assert (pending["statements_done"], pending["statements_total"]) == (2, 3)
+    assert "SQLSTATE 22012" in pending["error"]
+
+
+def test_block_endpoint_answers_one_line_without_password_when_database_is_down(
+    project,
+):
+    from chainops.web.explorer import ExplorerServer
+    from tests.fixtures.explorer import Explorer
+
+    secret = "s3cret-Pa55"
+    url = f"postgresql://postgres:{secret}@127.0.0.1:1/nowhere?connect_timeout=2"
+    server = ExplorerServer(project.with_settings(database_url=url), 0)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,))
+    thread.start()
+    try:
+        client = Explorer(server.server_address[1])
+        status, doc = client.json("/api/block/1")
+        chain = client.chain()
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+    assert status == 503
+    assert "127.0.0.1:1/nowhere" in doc["error"]
+    assert "\n" not in doc["error"]
+    assert secret not in doc["error"]
+    assert secret not in json.dumps(chain)
+    assert chain["ok"] is False
 
 
 def test_block_shows_every_field_neighbours_and_sql_when_file_matches(

@@ -173,6 +173,8 @@ function pendingCard(p) {
     h("span", { class: "state" }, p.state),
     h("div", { class: "title" }, `#${p.number} ${p.path}`),
     p.error ? h("div", { class: "error" }, p.error) : null,
+    p.statements_done ? h("div", { class: "detail progress" },
+      `statements 1-${p.statements_done} of ${p.statements_total ?? "?"} are in place`) : null,
     h("div", { class: "reason" }, `Why it waits: ${p.reason || ""}`));
 }
 
@@ -380,10 +382,19 @@ function schemaView() {
         ? `as stored with block ${schema.snapshot_height}, the newest snapshot at or below it`
         : "no snapshot at or below this block: the empty schema"));
     const objects = h("div", { class: "objects", id: "objects" });
-    for (const [kind, named] of Object.entries(schema.objects)) {
-      objects.append(h("h3", {}, `${kind} (${Object.keys(named).length})`),
-        h("ul", {}, Object.entries(named).map(([name, attrs]) => h("li", {}, name,
-          attrs.type ? ` ${attrs.type}` : ""))));
+    const columns = new Map();
+    for (const [name, attrs] of Object.entries(schema.objects.column || {})) {
+      const list = columns.get(attrs.table) || [];
+      list.push(`${name.slice(attrs.table.length + 1)} ${attrs.type || ""}`.trim());
+      columns.set(attrs.table, list);
+    }
+    for (const kind of schema.kinds) {
+      const named = schema.objects[kind] || {};
+      const names = Object.keys(named).sort();
+      if (!names.length || kind === "column") continue;
+      objects.append(h("h3", {}, `${kind} (${names.length})`),
+        h("ul", {}, names.map((name) => h("li", {}, name,
+          columns.has(name) ? ` (${columns.get(name).join(", ")})` : ""))));
     }
     parts.push(objects);
     const y = window.scrollY;

@@ -265,3 +265,44 @@ def test_explorer_never_writes_when_every_endpoint_is_read(project, explorer):
 
     assert project.query("SELECT count(*) FROM blockchain_migrations_history") == counts
     assert before  # the ledger tables exist
+
+
+ROUTES = (
+    "/",
+    "/block/1",
+    "/schema",
+    "/analytics",
+    "/assets/app.js",
+    "/assets/app.css",
+    "/assets/favicon.svg",
+    "/api/chain",
+    "/api/block/1",
+    "/api/schema?at=1",
+)
+FOREIGN_HOSTS = (
+    "attacker.example",
+    "127.0.0.1.attacker.example",
+    "localhost.attacker.example:8765",
+    "127.0.0.2",
+    "0.0.0.0",
+    "[::2]",
+)
+
+
+def test_every_route_refuses_foreign_host_and_sends_policy_when_requested(
+    project, explorer
+):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.target)
+
+    for path in ROUTES:
+        reply = explorer.request(path)
+        assert reply.status == 200, path
+        assert reply.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        for host in FOREIGN_HOSTS:
+            refused = explorer.request(path, host=host)
+            assert (refused.status, refused.body) == (403, "local access only\n"), (
+                path,
+                host,
+            )

@@ -152,6 +152,39 @@ def _reasons(
             blocked = item
 
 
+def _lint(settings: Settings, pending: list[dict[str, Any]]) -> None:
+    """Each pending file's lint findings, as migrate would show them; production
+    refuses a file with an error-level finding, and then that is why it waits."""
+    files = {f.path: f for f in api.load_files(settings)}
+    todo = [files[p["path"]] for p in pending if p["path"] in files]
+    for item in pending:
+        item["lint"] = []
+    if not todo:
+        return
+    from chainops.lint import live  # pglast: only when files are pending
+
+    found = live.lint_files(
+        None, settings, live.sources_of(todo), one_run=True, skip_unparsable=True
+    )
+    by_path = {item["path"]: item for item in pending}
+    for f in found.shown:
+        item = by_path[f.path]
+        item["lint"].append(
+            {
+                "rule": f.rule,
+                "severity": str(f.severity),
+                "line": f.line,
+                "column": f.column,
+                "message": f.message,
+                "fix": f.fix,
+            }
+        )
+        if f.is_error and settings.is_production and item["state"] == State.PENDING:
+            item["reason"] = (
+                f"production refuses it: lint error {f.rule} at line {f.line}"
+            )
+
+
 def read_chain(settings: Settings) -> dict[str, Any]:
     """The chain as a JSON-ready document: blocks, pending files, attempts, history,
     chain.lock and problems; `version` changes whenever any of it does."""
@@ -199,6 +232,7 @@ def read_chain(settings: Settings) -> dict[str, Any]:
         doc["blocks"] = blocks
         doc["pending"] = [m for m in migrations if m["height"] is None]
         _reasons(settings, blocks, doc["pending"])
+        _lint(settings, doc["pending"])
         for item in doc["pending"]:  # a non-transactional file's statements done
             done, total = progress.get(item["number"], (None, None))
             item["statements_done"], item["statements_total"] = done, total

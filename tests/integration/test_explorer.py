@@ -62,6 +62,7 @@ def test_api_chain_lists_linked_blocks_then_pending_when_applied(project, explor
             "reason": "ready: the next inv migrate applies it",
             "statements_done": None,
             "statements_total": None,
+            "lint": [],
         }
     ]
     assert doc["ok"] is True

@@ -227,6 +227,31 @@ def test_chain_says_why_pending_files_wait_when_template_or_out_of_order(
 
 
 @pytest.mark.parametrize(
+    ("environment", "reason"),
+    [
+        ("development", "ready: the next inv migrate applies it"),
+        ("production", "production refuses it: lint error index-not-concurrent at"),
+    ],
+)
+def test_chain_shows_lint_findings_of_pending_file_when_a_rule_fires(
+    project, environment, reason
+):
+    from chainops.web.chain import read_chain
+
+    project.write({"001-schema/001-a.sql": TABLE_B})
+    api.apply(project.target)
+    project.write({"001-schema/002-i.sql": "CREATE INDEX b_note ON b (note);\n"})
+
+    doc = read_chain(project.with_settings(environment=environment))
+
+    (pending,) = doc["pending"]
+    assert pending["reason"].startswith(reason)
+    (finding,) = [f for f in pending["lint"] if f["rule"] == "index-not-concurrent"]
+    assert (finding["severity"], finding["line"]) == ("error", 1)
+    assert "CONCURRENTLY" in finding["fix"]
+
+
+@pytest.mark.parametrize(
     ("path", "status", "says"),
     [
         ("/api/block/7", 404, "block 7 is not in the ledger"),

@@ -175,7 +175,9 @@ function pendingCard(p) {
     p.error ? h("div", { class: "error" }, p.error) : null,
     p.statements_done ? h("div", { class: "detail progress" },
       `statements 1-${p.statements_done} of ${p.statements_total ?? "?"} are in place`) : null,
-    h("div", { class: "reason" }, `Why it waits: ${p.reason || ""}`));
+    h("div", { class: "reason" }, `Why it waits: ${p.reason || ""}`),
+    (p.lint || []).map((f) => h("div", { class: `lint ${f.severity}` },
+      `lint ${f.severity} ${f.rule} at line ${f.line}:${f.column}: ${f.message}; fix: ${f.fix}`)));
 }
 
 function attemptRow(a) {

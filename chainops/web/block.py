@@ -14,6 +14,7 @@ from chainops.model import Block, Target
 from chainops.source.files import discover
 from chainops.store import catalog, catalog_diff, explore, ledger
 from chainops.store.connection import Conn
+from chainops.web import applied
 from chainops.web.chain import history_json
 
 EMPTY = catalog.Snapshot({})
@@ -54,7 +55,8 @@ def _neighbour(block: Block | None) -> dict[str, Any] | None:
 def _file(
     state: str, text: str | None, digest: str | None, note: str
 ) -> dict[str, Any]:
-    return {"state": state, "sql": text, "current_hash": digest, "note": note}
+    return {"state": state, "sql": text, "current_hash": digest, "note": note,
+            "applied_sql": None, "applied_commit": None, "diff": None}  # fmt: skip
 
 
 def _file_json(where: Target, block: Block) -> dict[str, Any]:
@@ -71,16 +73,24 @@ def _file_json(where: Target, block: Block) -> dict[str, Any]:
     if file.sha256 == block.content_hash:
         note = "the file on disk is the SQL that was applied"
         return _file("matches", file.text, file.sha256, note)
-    return {
-        "state": "edited",
-        "sql": file.text,
-        "current_hash": file.sha256,
-        "note": (
-            f"{block.path} was edited after it was applied: its hash is now "
-            f"{file.sha256[:12]}, the block recorded {block.content_hash[:12]}; the "
-            "ledger keeps hashes, not the applied text, so this is the file on disk"
-        ),
-    }
+    doc = _file("edited", file.text, file.sha256, "")
+    found = applied.find_applied(
+        where.settings.migrations_dir, block.path, block.content_hash, file.text
+    )
+    recorded = (
+        f"{block.path} was edited after it was applied: its hash is now "
+        f"{file.sha256[:12]}, the block recorded {block.content_hash[:12]}"
+    )
+    if found is None:
+        doc["note"] = (
+            f"{recorded}; the ledger keeps hashes, not the applied text, and no git "
+            "revision of the file has that hash, so this is the file on disk"
+        )
+    else:
+        doc["note"] = f"{recorded}; git commit {found.commit[:12]} has the applied text"
+        doc.update(applied_sql=found.text, applied_commit=found.commit)
+        doc["diff"] = list(found.diff)
+    return doc
 
 
 def _snapshot_at(

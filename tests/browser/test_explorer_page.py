@@ -186,3 +186,32 @@ def test_analytics_draws_durations_slowest_and_failures_when_opened(project, pag
     assert page.page.locator("#slowest tr").count() == 4  # header and three
     assert page.page.locator("#failures rect.bar.fail").count() == 1
     page.shot("analytics")
+
+
+def test_block_page_shows_applied_to_disk_diff_when_file_edited_after_commit(
+    project, page
+):
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=project.root,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q")
+    write_tables(project, 1)
+    git("add", "-A")
+    git("commit", "-qm", "t1")
+    api.apply(project.target)
+    project.write({"001-schema/001-t1.sql": TABLE.format(n=1) + "-- edited later\n"})
+
+    page.open("/block/1")
+    page.page.wait_for_selector("#file-diff")
+
+    assert page.page.locator("#file-diff li.added").inner_text() == "-- edited later"
+    assert "was edited after it was applied" in page.page.inner_text("#file-note")
+    assert "Verification failed" in page.page.inner_text("#banner")
+    page.shot("block-edited")

@@ -146,6 +146,36 @@ def test_block_says_hash_differs_and_shows_disk_file_when_applied_file_edited(
     assert "was edited after it was applied" in doc["file"]["note"]
 
 
+def test_block_shows_diff_from_applied_text_in_git_when_applied_file_edited(
+    project, explorer
+):
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+            cwd=project.root,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q")
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    git("add", "-A")
+    git("commit", "-qm", "a")
+    api.apply(project.target)
+    project.write({"001-schema/001-a.sql": TABLE_B})
+    git("commit", "-qam", "edited after it was applied")
+
+    _, doc = explorer.json("/api/block/1")
+
+    assert doc["file"]["state"] == "edited"
+    assert doc["file"]["applied_sql"] == TABLE_A
+    assert "-CREATE TABLE a (id int PRIMARY KEY);" in doc["file"]["diff"]
+    assert "+CREATE TABLE b (id int PRIMARY KEY, note text);" in doc["file"]["diff"]
+    assert f"git commit {doc['file']['applied_commit'][:12]}" in doc["file"]["note"]
+
+
 def test_block_lists_recorded_differences_when_drift_accepted(project, explorer):
     project.write({"001-schema/001-a.sql": TABLE_A})
     api.apply(project.target)

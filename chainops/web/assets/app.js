@@ -301,6 +301,13 @@ function diffKind(line) {
   return "changed";
 }
 
+function diffLine(line, i) {
+  // A unified diff: two header lines, then hunks of +, - and context lines.
+  if (i < 2 || line.startsWith("@@")) return h("li", { class: "context" }, line);
+  const kind = { "+": "added", "-": "dropped" }[line[0]] || "context";
+  return h("li", { class: kind }, line.slice(1));
+}
+
 function diffList(lines, id) {
   if (!lines || !lines.length) return h("p", { class: "empty", id }, "No schema changes.");
   return h("ul", { class: "diff", id }, lines.map((l) => h("li", { class: diffKind(l) }, l)));
@@ -314,7 +321,7 @@ function blockView(height) {
     catch (err) { main.replaceChildren(h("p", { class: "error" }, String(err.message))); return; }
     const b = doc.block;
     const rows = Object.entries(b).map(([k, v]) => h("tr", {}, h("th", {}, k),
-      h("td", {}, /hash|schema$/.test(k) && v ? hashView(v) : (v ?? "—"))));
+      h("td", {}, /_hash$|^sealed_schema$/.test(k) && v ? hashView(v) : (v ?? "—"))));
     const failed = doc.attempts.find((a) => a.outcome === "failed" && a.line);
     const parts = [
       h("div", { class: "neighbours" },
@@ -335,6 +342,10 @@ function blockView(height) {
           h("td", { class: "num" }, a.duration_ms ?? ""), h("td", {}, a.line ? `line ${a.line}:${a.column || 1}` : ""),
           h("td", { class: "error" }, a.error || ""), h("td", {}, a.detail || "")))));
     parts.push(h("h2", {}, "SQL"), h("p", { class: `note file-${doc.file.state}`, id: "file-note" }, doc.file.note));
+    if (doc.file.diff) {
+      parts.push(h("h3", {}, "Applied → on disk"), h("ul", { class: "diff unified", id: "file-diff" },
+        doc.file.diff.map(diffLine)));
+    }
     if (doc.file.sql !== null) parts.push(highlight(doc.file.sql, failed ? failed.line : 0));
     const y = window.scrollY;
     main.replaceChildren(...parts);

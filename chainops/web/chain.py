@@ -202,7 +202,10 @@ def read_chain(settings: Settings) -> dict[str, Any]:
     }
     try:
         where = api.target(settings)
-        doc["database"] = describe(settings, where.description)
+        # The embedded server's own description names its version, not the
+        # database: its conninfo reads as it does under `inv dev`.
+        shown = describe_database(where.conninfo) if where.conninfo else None
+        doc["database"] = describe(settings, shown or where.description)
         # Three reads on three connections: the server works on them side by side.
         with ThreadPoolExecutor(3, thread_name_prefix="explorer-read") as pool:
             reading = pool.submit(api.status, where)

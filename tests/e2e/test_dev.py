@@ -306,6 +306,8 @@ def test_dev_serves_explorer_on_embedded_database_when_nothing_configured(
     assert code == 130
     assert len(doc["blocks"]) == 5
     assert doc["ok"] is True
+    # The header reads as when the explorer runs alone on the embedded server.
+    assert doc["database"] == "embedded PostgreSQL, database app"
     assert "started the embedded PostgreSQL" in "\n".join(dev.lines)
     assert [name for name, pid in pids.items() if not gone(pid)] == []
 

@@ -16,7 +16,15 @@ from chainops import verify as verifier
 from chainops.chain import format_time
 from chainops.config import Settings, describe_database, password_of, redact
 from chainops.errors import ChainopsError
-from chainops.model import GENESIS, FindingKind, Mode, Outcome, State, Target
+from chainops.model import (
+    GENESIS,
+    FindingKind,
+    MigrationFile,
+    Mode,
+    Outcome,
+    State,
+    Target,
+)
 from chainops.results import VerifyReport
 from chainops.source import lockfile
 from chainops.store import explore
@@ -91,7 +99,9 @@ def read_history(where: Target) -> tuple[tuple[explore.HistoryEntry, ...], Progr
         return explore.read_history(conn, schema), explore.read_progress(conn, schema)
 
 
-def _lock_json(settings: Settings, verdict: VerifyReport) -> dict[str, Any]:
+def _lock_json(
+    settings: Settings, verdict: VerifyReport, files: list[MigrationFile]
+) -> dict[str, Any]:
     """chain.lock: present or not, its head, and whether the files and blocks match."""
     try:
         lock = lockfile.read_lock(settings.migrations_dir)
@@ -100,9 +110,7 @@ def _lock_json(settings: Settings, verdict: VerifyReport) -> dict[str, Any]:
                 "problems": [str(err)]}  # fmt: skip
     problems = [f.message for f in verdict.findings if f.kind in _LOCK_KINDS]
     if lock is not None:  # the files too, as migrate warns of a stale lock
-        found = verifier.verify_lock(
-            lock, api.load_files(settings), created_ok=not settings.is_production
-        )
+        found = verifier.verify_lock(lock, files, created_ok=not settings.is_production)
         problems += [f.message for f in found if f.message not in problems]
     return {
         "present": lock is not None,
@@ -122,10 +130,11 @@ def _has_sql(text: str) -> bool:
 
 
 def _reasons(
-    settings: Settings, blocks: list[dict[str, Any]], pending: list[dict[str, Any]]
+    files: dict[str, MigrationFile],
+    blocks: list[dict[str, Any]],
+    pending: list[dict[str, Any]],
 ) -> None:
     """Say why each pending file waits, in place."""
-    files = {f.path: f for f in api.load_files(settings)}
     applied = [b for b in blocks if b["mode"] not in (Mode.DRIFT, Mode.BASELINE)]
     top = max(applied, key=lambda b: b["number"], default=None)
     blocked: dict[str, Any] | None = None
@@ -152,10 +161,11 @@ def _reasons(
             blocked = item
 
 
-def _lint(settings: Settings, pending: list[dict[str, Any]]) -> None:
+def _lint(
+    settings: Settings, files: dict[str, MigrationFile], pending: list[dict[str, Any]]
+) -> None:
     """Each pending file's lint findings, as migrate would show them; production
     refuses a file with an error-level finding, and then that is why it waits."""
-    files = {f.path: f for f in api.load_files(settings)}
     todo = [files[p["path"]] for p in pending if p["path"] in files]
     for item in pending:
         item["lint"] = []
@@ -211,6 +221,7 @@ def read_chain(settings: Settings) -> dict[str, Any]:
             reading = pool.submit(api.status, where)
             checking = pool.submit(api.verify, where)  # the lock and the schema too
             listing = pool.submit(read_history, where)
+            files = api.load_files(settings)  # once, for reasons, lint and the lock
             status, verdict, (history, progress) = (
                 reading.result(),
                 checking.result(),
@@ -234,15 +245,16 @@ def read_chain(settings: Settings) -> dict[str, Any]:
         doc["head"], doc["height"] = status.head, status.height
         doc["blocks"] = blocks
         doc["pending"] = [m for m in migrations if m["height"] is None]
-        _reasons(settings, blocks, doc["pending"])
-        _lint(settings, doc["pending"])
+        by_path = {f.path: f for f in files}
+        _reasons(by_path, blocks, doc["pending"])
+        _lint(settings, by_path, doc["pending"])
         for item in doc["pending"]:  # a non-transactional file's statements done
             done, total = progress.get(item["number"], (None, None))
             item["statements_done"], item["statements_total"] = done, total
         rows = [history_json(row) for row in history]
         doc["history"] = rows
         doc["attempts"] = [r for r in rows if r["outcome"] == Outcome.FAILED]
-        doc["lock"] = _lock_json(settings, verdict)
+        doc["lock"] = _lock_json(settings, verdict, files)
         doc["problems"] = [report.finding_json(f) for f in verdict.findings]
     doc["ok"] = doc["error"] is None and not doc["problems"]
     canonical = json.dumps(doc, sort_keys=True).encode("utf-8")

@@ -45,8 +45,9 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
-async function getJSON(url) {
-  const reply = await fetch(url, { cache: "no-store" });
+async function getJSON(url, preloaded = false) {
+  // The first /api/chain is the one index.html preloads while this script loads.
+  const reply = await fetch(url, preloaded ? {} : { cache: "no-store" });
   const doc = await reply.json();
   if (!reply.ok) throw new Error(doc.error || reply.statusText);
   return doc;
@@ -478,7 +479,7 @@ function analyticsView() {
 
 async function poll() {
   let doc;
-  try { doc = await getJSON("/api/chain"); } catch (err) { return; }
+  try { doc = await getJSON("/api/chain", !chain); } catch (err) { return; }
   const changed = !chain || doc.version !== chain.version;
   chain = doc;
   document.body.dataset.version = doc.version;

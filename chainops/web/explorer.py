@@ -9,7 +9,9 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -104,7 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:
         settings = self.server.settings
         if path == "/api/chain":
-            return read_chain(settings)
+            doc = self.server.read_chain()
+            if query.get("unchanged", [""])[0] == doc["version"]:
+                return {"version": doc["version"], "unchanged": True}
+            return doc
         if path.startswith("/api/block/"):
             height = _height({"height": [path[len("/api/block/") :]]}, "height")
             if height is None:
@@ -142,6 +147,8 @@ class ExplorerServer(ThreadingHTTPServer):
 
     def __init__(self, settings: Settings, port: int) -> None:
         self.settings = settings
+        self._reading = threading.Lock()
+        self._pending: Future[dict[str, Any]] | None = None
         try:
             super().__init__((HOST, port), _Handler)
         except OSError as err:
@@ -149,6 +156,30 @@ class ExplorerServer(ThreadingHTTPServer):
                 f"the explorer cannot listen on {HOST}:{port} ({err.strerror}); "
                 "pass another --port or set PORT"
             ) from err
+
+    def read_chain(self) -> dict[str, Any]:
+        """The chain document; requests that arrive while it is read share it.
+
+        Every open page polls: polls that meet wait for the one read in progress
+        instead of reading the ledger again. None is served from before it arrived.
+        """
+        mine: Future[dict[str, Any]] = Future()
+        with self._reading:
+            shared = self._pending
+            if shared is None:
+                self._pending = mine
+        if shared is not None:
+            return shared.result()
+        try:
+            doc = read_chain(self.settings)
+        except BaseException as err:
+            mine.set_exception(err)
+            raise
+        finally:
+            with self._reading:
+                self._pending = None
+        mine.set_result(doc)
+        return doc
 
     def handle_error(self, request: object, client_address: object) -> None:
         # A browser that reloads mid-response resets the connection: not worth a trace.

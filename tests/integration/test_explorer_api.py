@@ -256,6 +256,40 @@ def test_chain_says_why_pending_files_wait_when_template_or_out_of_order(
     assert reasons["001-schema/004-d.sql"] == "it waits for #1003 001-schema/003-c.sql"
 
 
+def test_chain_answers_unchanged_when_poll_names_the_current_version(project, explorer):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.target)
+    version = explorer.chain()["version"]
+
+    _, same = explorer.json(f"/api/chain?unchanged={version}")
+    project.write({"001-schema/002-b.sql": TABLE_B})
+    _, moved = explorer.json(f"/api/chain?unchanged={version}")
+
+    assert same == {"version": version, "unchanged": True}
+    assert moved["version"] != version
+    assert [p["path"] for p in moved["pending"]] == ["001-schema/002-b.sql"]
+
+
+def test_polls_at_once_all_get_the_chain_when_many_pages_are_open(project, explorer):
+    # Polls that meet share one read (ExplorerServer.read_chain): each still gets
+    # the whole document, and an error in one read reaches every waiting poll.
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.target)
+    versions: list[str] = []
+
+    def poll() -> None:
+        versions.append(explorer.chain()["version"])
+
+    threads = [threading.Thread(target=poll) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(versions) == 8
+    assert len(set(versions)) == 1
+
+
 @pytest.mark.parametrize(
     ("environment", "reason"),
     [

@@ -479,7 +479,10 @@ function analyticsView() {
 
 async function poll() {
   let doc;
-  try { doc = await getJSON("/api/chain", !chain); } catch (err) { return; }
+  // Later polls name the version they have: an unchanged chain answers in a line.
+  const url = chain ? `/api/chain?unchanged=${encodeURIComponent(chain.version)}` : "/api/chain";
+  try { doc = await getJSON(url, !chain); } catch (err) { return; }
+  if (doc.unchanged) return;
   const changed = !chain || doc.version !== chain.version;
   chain = doc;
   document.body.dataset.version = doc.version;

@@ -60,7 +60,7 @@ def describe(settings: Settings, description: str | None) -> str:
 def error_parts(text: str | None) -> dict[str, Any]:
     """The line, column, SQLSTATE, DETAIL and hint a recorded failure names."""
     if not text:
-        return {"line": None, "column": None, "sqlstate": None, "detail": None}
+        return dict.fromkeys(("line", "column", "sqlstate", "detail", "hint"))
     at = _AT_LINE.search(text)
     detail = _DETAIL.search(text)
     hint = _HINT.search(text)

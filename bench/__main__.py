@@ -29,6 +29,7 @@ WORKLOADS = (
     "fingerprint",
     "lint",
     "imports",
+    "explorer",
 )
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -146,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                 from bench import lint
 
                 measure(lint.group(ctx))
+            if "explorer" in only:
+                from bench import explorer
+
+                _say(f"explorer: first paint on {explorer.BLOCKS} blocks in Chromium")
+                painted = explorer.measure(srv, args.work, runs=runs)
+                extra.append(explorer.target_row(painted))
             if "fingerprint" in only:
                 from bench import catalog
 

@@ -6,12 +6,17 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.project"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.project",
+    "tests.fixtures.explorer",
+]
 
 _MARKERS = {
     "integration": ("db",),
     "e2e": ("e2e",),
     "reliability": ("db", "reliability"),
+    "browser": ("db", "browser"),
 }
 
 

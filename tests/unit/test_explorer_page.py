@@ -1,85 +1,128 @@
-"""The explorer's page from a synthetic chain document: values from the ledger are
-escaped, and the inline script matches the Content-Security-Policy.
+"""The explorer's shell, assets and pure helpers: no inline script or style, a strict
+policy, every asset shipped, failures parsed into line and DETAIL, ports.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
+from pathlib import Path
 
 import pytest
 
+from chainops.config import Settings
 from chainops.errors import ConfigError
-from chainops.web.explorer import _POLICY, parse_port, render_page
+from chainops.web.chain import _has_sql, describe, error_parts
+from chainops.web.explorer import (
+    ASSETS,
+    POLICY,
+    BadRequestError,
+    _height,
+    parse_port,
+    read_asset,
+)
 
-HOSTILE = '<script>alert("x")</script>&'
+
+def test_shell_has_no_inline_script_or_style_when_served():
+    page = read_asset("index.html").decode()
+
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/assets/app.js" defer>']
+    assert "<style" not in page
+    assert " style=" not in page
+    assert " on" not in re.sub(r"<noscript>.*?</noscript>", "", page, flags=re.S)
 
 
-def document(**changes: object) -> dict:
-    doc = {
-        "database": "127.0.0.1:5432/app",
-        "head": "c" * 64,
-        "height": 1,
-        "blocks": [
+def test_policy_forbids_inline_code_and_other_origins_when_sent():
+    directives = dict(d.strip().split(" ", 1) for d in POLICY.split(";"))
+
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert "unsafe" not in POLICY
+    assert "http" not in POLICY
+
+
+@pytest.mark.parametrize("route", sorted(ASSETS))
+def test_every_asset_ships_when_installed(route):
+    name, _ = ASSETS[route]
+
+    assert read_asset(name)
+
+
+def test_assets_request_nothing_from_another_origin_when_read():
+    for name in ("index.html", "app.js", "app.css"):
+        text = read_asset(name).decode()
+        # The SVG namespace is an identifier, never fetched.
+        text = text.replace("http://www.w3.org/2000/svg", "")
+        assert "http://" not in text
+        assert "https://" not in text
+        assert "//cdn" not in text
+
+
+def test_app_never_writes_markup_from_data_when_drawing():
+    script = read_asset("app.js").decode()
+
+    assert "innerHTML" not in script
+    assert "outerHTML" not in script
+    assert "insertAdjacentHTML" not in script
+    assert "document.write" not in script
+    assert "eval(" not in script
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        (
+            'relation "nope" does not exist at line 3:15 (SQLSTATE 42P01)',
+            {"line": 3, "column": 15, "sqlstate": "42P01", "detail": None},
+        ),
+        (
+            "duplicate key value at line 2:1 (SQLSTATE 23505); detail: Key (id)=(1) "
+            "already exists.; hint: drop it",
             {
-                "height": 1,
-                "number": 1001,
-                "path": "001-schema/001-a.sql",
-                "content_hash": "a" * 64,
-                "block_hash": "c" * 64,
-                "previous_hash": "0" * 64,
-                "applied_at": "2025-09-21T10:00:00.000Z",
-                "applied_by": HOSTILE,
-                "duration_ms": 8,
-                "mode": "transaction",
-                "state": "applied",
-            }
-        ],
-        "pending": [
-            {
-                "number": 1002,
-                "path": "001-schema/002-b.sql",
-                "state": "failed",
-                "applied_at": None,
-                "error": HOSTILE,
-            }
-        ],
-        "problems": [{"kind": "tampered", "path": "", "message": HOSTILE}],
-        "error": None,
-        "ok": False,
-        "version": '"><script>',
-    }
-    doc.update(changes)
-    return doc
+                "line": 2,
+                "column": 1,
+                "sqlstate": "23505",
+                "detail": "Key (id)=(1) already exists.",
+                "hint": "drop it",
+            },
+        ),
+        (None, {"line": None, "column": None, "sqlstate": None, "detail": None}),
+    ],
+)
+def test_error_parts_reads_line_and_detail_when_recorded(text, parts):
+    found = error_parts(text)
+
+    assert {k: found.get(k) for k in parts} == parts
 
 
-def test_render_escapes_ledger_values_when_they_hold_markup():
-    page = render_page(document())
-
-    assert "<script>alert" not in page
-    assert page.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;") == 3
-    assert 'data-version="&quot;&gt;&lt;script&gt;"' in page
-    assert page.count("<script>") == 1  # only the refresh script
-
-
-def test_render_escapes_error_banner_when_database_fails():
-    page = render_page(document(error=HOSTILE, blocks=[], pending=[], problems=[]))
-
-    assert '<div class="banner">✗ &lt;script&gt;' in page
-    assert "No blocks yet" not in page
+@pytest.mark.parametrize(
+    ("text", "has"),
+    [
+        ("-- Migration: x\n-- Your SQL here\n", False),
+        ("/* nothing\nhere */\n\n", False),
+        ("-- a\nCREATE TABLE t ();\n", True),
+    ],
+)
+def test_has_sql_tells_template_when_only_comments(text, has):
+    assert _has_sql(text) is has
 
 
-def test_policy_allows_exactly_the_inline_script_when_rendered():
-    page = render_page(document())
-    script = re.search(r"<script>(.*?)</script>", page, re.S)
-    style = re.search(r"<style>(.*?)</style>", page, re.S)
-    assert script
-    assert style
+def test_describe_reads_the_same_when_embedded_alone_or_under_dev(tmp_path: Path):
+    settings = Settings(project_root=tmp_path, migrations_dir=tmp_path / "migrations")
+    socket = f"[{tmp_path}/.chainops/pgdata]:5432/app"
 
-    for block in (script.group(1), style.group(1)):
-        digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
-        assert f"'sha256-{digest}'" in _POLICY
+    assert describe(settings, socket) == "embedded PostgreSQL, database app"
+    assert describe(settings, "embedded PostgreSQL 18.1").startswith(
+        "embedded PostgreSQL, "
+    )
+    assert describe(settings, "db.internal:5432/app") == "db.internal:5432/app"
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1e3", "9999999999"])
+def test_height_refuses_value_when_not_a_height(value):
+    with pytest.raises(BadRequestError, match="is not a block height"):
+        _height({"at": [value]}, "at")
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,5 @@
-"""The `chainops` command: argparse over `chainops.api`, and the only exit point.
-
-`tasks.py` calls `main` too, so `inv` and `chainops` behave identically.
-"""
+"""The `chainops` command: argparse over `chainops.api`, and the only exit point;
+`tasks.py` calls `main` too, so `inv` and `chainops` behave identically."""
 
 from __future__ import annotations
 
@@ -325,8 +323,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 def cmd_fleet(args: argparse.Namespace) -> int:
     from chainops.fleet import front
 
-    run = front.migrate if args.action == "migrate" else front.check
-    return run(args, _settings(args), _out)
+    return front.run(args, _settings(args), _out)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

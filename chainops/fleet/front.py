@@ -24,6 +24,11 @@ Write = Callable[[str], None]
 FORMATS = ("text", "json", "junit")
 
 
+def run(args: argparse.Namespace, settings: Settings, out: Write) -> int:
+    """The `fleet` action asked for."""
+    return (migrate if args.action == "migrate" else check)(args, settings, out)
+
+
 def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
     """`fleet migrate`: verify and migrate every target; a record of the run."""
     fmt = _format(args)
@@ -45,7 +50,7 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
             out(f"[{next(finished)}/{len(targets)}] {report.outcome_line(outcome)}")
 
     outcomes = FleetRun(settings, targets, files, options, show).run()
-    run = record.RunRecord(
+    done = record.RunRecord(
         previous.run_id if previous else record.new_run_id(),
         previous.started_at if previous else datetime.now(timezone.utc).isoformat(),
         lock.head if lock else "",
@@ -53,21 +58,21 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
         record.merge(previous, outcomes) if previous else tuple(outcomes),
     )
     if not options.dry_run:
-        path = record.save(root, run)
+        path = record.save(root, done)
         shown = os.path.relpath(path, Path.cwd())
     else:
         shown = "dry run, not recorded"
     if fmt == "json":
-        out(report.run_json(run))
+        out(report.run_json(done))
     elif fmt == "junit":
-        out(report.run_junit(run))
+        out(report.run_junit(done))
     else:
-        out(report.run_summary(run, shown))
-    if run.unfinished:
+        out(report.run_summary(done, shown))
+    if done.unfinished:
         raise FleetIncomplete(
-            f"{len(run.unfinished)} of {len(run.outcomes)} targets did not finish "
-            f"({_some(run.unfinished)}); fix them, then run inv fleet.migrate "
-            f"--resume {run.run_id}"
+            f"{len(done.unfinished)} of {len(done.outcomes)} targets did not finish "
+            f"({_some(done.unfinished)}); fix them, then run inv fleet.migrate "
+            f"--resume {done.run_id}"
         )
     return 0
 

@@ -1,8 +1,6 @@
-"""Everything about the `blockchain_migrations` tables; all ledger SQL lives here.
-
-The ledger is a table of blocks (one per applied file), an append-only history of
-every attempt, and a metadata table carrying the ledger's own format version.
-"""
+"""Everything about the `blockchain_migrations` tables; all ledger SQL lives here:
+a table of blocks (one per applied file), an append-only history of every attempt,
+and a metadata table carrying the ledger's own format version."""
 
 from __future__ import annotations
 
@@ -216,6 +214,10 @@ def _read_version(conn: Conn, schema: str) -> int:
     return int(str(row[0])) if row else 1
 
 
+_ATTEMPT_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS blockchain_migrations_attempt_number"
+    " ON {ledger} (migration_number) WHERE status <> 'completed';"
+)
 # Each entry upgrades the ledger from that format to the next; blocks are never
 # reinterpreted, only new columns are added.
 _UPGRADES = {
@@ -225,6 +227,9 @@ _UPGRADES = {
     # Blocks written from now on seal the fingerprint; the older ones keep format 1.
     2: "ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS block_format smallint"
     " NOT NULL DEFAULT 1, ADD COLUMN IF NOT EXISTS sealed_schema char(64)",
+    # A file reverted and applied again has two blocks of one number.
+    3: "ALTER TABLE {ledger} DROP CONSTRAINT IF EXISTS"
+    " blockchain_migrations_migration_number_key; " + _ATTEMPT_INDEX,
 }
 
 
@@ -248,7 +253,7 @@ CREATE TABLE IF NOT EXISTS {meta} (
 );
 CREATE TABLE IF NOT EXISTS {ledger} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    migration_number integer NOT NULL UNIQUE,
+    migration_number integer NOT NULL,
     filename varchar(255) NOT NULL,
     path text NOT NULL,
     hash char(64) NOT NULL,
@@ -301,8 +306,8 @@ def create(conn: Conn, schema: str) -> None:
     found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
     if found.fetchone() is None:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(tables["schema"]))
-    query = sql.SQL(_CREATE).format(version=sql.Literal(str(FORMAT_VERSION)), **tables)
-    conn.execute(query)
+    version = sql.Literal(str(FORMAT_VERSION))
+    conn.execute(sql.SQL(_CREATE + _ATTEMPT_INDEX).format(version=version, **tables))
 
 
 def record_schema(

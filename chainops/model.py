@@ -268,8 +268,9 @@ class LedgerSnapshot:
         return int(value) if value is not None and value.isdigit() else None
 
     @property
-    def needs_upgrade(self) -> bool:
-        return self.exists and self.shape_version < FORMAT_VERSION
+    def needs_upgrade(self) -> bool:  # older columns, or constraints (format 3)
+        older = min(self.shape_version, self.format_version or FORMAT_VERSION)
+        return self.exists and older < FORMAT_VERSION
 
     @property
     def head(self) -> str:

@@ -266,3 +266,22 @@ def test_a_down_script_without_its_migration_is_refused(project):
         MigrationFileError, match=r"has no migration 001-schema/004-x\.sql"
     ):
         api.load_files(project.settings)
+
+
+def test_explorer_shows_reverted_blocks_and_the_file_ready_again(applied):
+    from chainops.web.chain import read_chain
+
+    revert_verb.revert(applied.target, to=1001)
+    doc = read_chain(applied.settings)
+
+    assert [(b["height"], b["state"], b["mode"]) for b in doc["blocks"]][1:] == [
+        (2, "reverted", "transaction"),
+        (3, "reverted", "transaction"),
+        (4, "reverted", "revert"),
+        (5, "reverted", "revert"),
+    ]
+    assert [(p["path"], p["reason"]) for p in doc["pending"]] == [
+        (B, "ready: the next inv migrate applies it"),
+        (FN, "ready: the next inv migrate applies it"),
+    ]
+    assert doc["ok"]

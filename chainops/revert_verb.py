@@ -41,6 +41,7 @@ def revert(
     one comes after, and in production unless `confirmed`."""
     settings = where.settings
     files = api.load_files(settings)
+    api.check_lock(settings, files, on_event)  # production runs only locked files
 
     def choose(snapshot: LedgerSnapshot) -> Sequence[tuple[Block, MigrationFile]]:
         chosen = reverts.plan_revert(snapshot.blocks, files, last=last, to=to)

@@ -155,6 +155,11 @@ def test_refused_in_production_unless_confirmed(applied):
     assert chain(applied) == before
     assert has_function(applied)
 
+    # Production runs only locked down scripts.
+    applied.write({f"{FN[:-4]}.down.sql": "DROP FUNCTION value() CASCADE;\n"})
+    with pytest.raises(lockfile.LockMismatch, match=r"001-value\.down\.sql differs"):
+        revert_verb.revert(production, confirmed=True)
+    applied.write({f"{FN[:-4]}.down.sql": FILES[f"{FN[:-4]}.down.sql"]})
     result = revert_verb.revert(production, confirmed=True)
     assert len(result.reverted) == 1
     assert not has_function(applied)

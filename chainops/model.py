@@ -148,7 +148,7 @@ class MigrationFile:
 
     @property
     def is_down(self) -> bool:  # a down script, applied as a revert block
-        return self.path.endswith(".down.sql")
+        return self.index != 0 and self.path.endswith(".down.sql")
 
     @property
     def key(self) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from tests.fixtures.ledger import (
     file_block,
     history_of,
     migration,
+    repeatable_block,
     revert_block,
     snapshot,
     with_down,
@@ -131,3 +132,11 @@ def test_status_entries_show_the_revert_and_the_file_again():
         (1002, "001-schema/002-b.down.sql", State.REVERTED),
         (1002, B.path, State.PENDING),
     ]
+
+
+def test_a_repeatable_file_named_like_a_down_script_is_still_repeatable():
+    r = migration("002-functions/R-x.down.sql")
+    blocks = blocks_for([A])
+    blocks.append(repeatable_block(blocks, r))
+    assert not r.is_down
+    assert verify.verify(snapshot(blocks), [A, r]) == []

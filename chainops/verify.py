@@ -194,13 +194,9 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
         number = key and key[0] * 1000 + key[1] if numbered else -block.height
         if key is not None and (key[1] == 0) != block.is_repeatable:
             number = None  # only a repeatable block names an R-<name>.sql file
-        if (
-            block.is_revert != block.path.endswith(DOWN_SUFFIX)
-            and not block.is_repeatable
-        ):
-            number = None  # a revert block, and only one, names a down script
-        elif block.is_revert and undone.get(block.height) is None:
-            number = None  # a revert block undoes a standing block
+        down = block.path.endswith(DOWN_SUFFIX) and not block.is_repeatable
+        if block.is_revert != down or (down and block.height not in undone):
+            number = None  # only a revert block names a down script, and undoes one
         if number != block.number:
             findings.append(
                 Finding(

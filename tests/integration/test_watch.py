@@ -69,10 +69,10 @@ class Lines:
 
 
 @contextmanager
-def watching_lines(project) -> Iterator[Lines]:
+def watching_lines(project, delay: float = DELAY) -> Iterator[Lines]:
     """A watcher running on its own thread, as `chainops watch` runs it."""
     lines = Lines()
-    with Watcher(project.settings, lines.say, delay=DELAY, hold=TIMEOUT) as watcher:
+    with Watcher(project.settings, lines.say, delay=delay, hold=TIMEOUT) as watcher:
         thread = threading.Thread(target=watcher.run, name="test-watcher")
         thread.start()
         try:
@@ -118,6 +118,22 @@ def test_watch_applies_new_file_when_written(project, watching):
 
     assert line.endswith(" ms)")
     assert blocks(project) == [("001-schema/001-a.sql", hash_text(TABLE_A))]
+    assert tables(project) == {"a"}
+
+
+def test_watch_applies_a_file_once_its_writer_closes_it_without_the_quiet_period(
+    project,
+):
+    # A quiet period far longer than the wait: only the close can trigger the apply
+    # (inotify reports closes on Linux, where the tests run). The folder exists
+    # first: files found in a folder created meanwhile come with no close.
+    (project.migrations / "001-schema").mkdir()
+    with watching_lines(project, delay=10 * TIMEOUT) as watching:
+        mark = watching.mark()
+        project.write({"001-schema/001-a.sql": TABLE_A})
+
+        watching.starting("✓ applied #1001 001-a.sql (", mark)
+
     assert tables(project) == {"a"}
 
 

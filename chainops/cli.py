@@ -176,8 +176,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_create(args: argparse.Namespace) -> int:
     from chainops import api, report
 
-    a = args
-    created = api.create(_settings(a), a.name, a.kind, a.description, a.repeatable)
+    created = api.create(
+        _settings(args), args.name, args.kind, args.description, args.repeatable
+    )
     _out(report.display_path(created.path, Path.cwd().resolve()))
     if created.lock_created:
         _err(

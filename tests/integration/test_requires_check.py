@@ -150,3 +150,28 @@ def test_apply_refuses_bad_directive_before_applying(project, line, words):
 
     assert str(caught.value).startswith(f"001-schema/001-users.sql:1: {words}")
     assert project.query("SELECT to_regclass('users')") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "CREATE TABLE later (id int);\n",  # in the file's transaction
+        "CREATE INDEX CONCURRENTLY users_e ON users (email);\n",  # no transaction
+    ],
+)
+def test_a_check_only_looks_and_its_writes_are_refused_with_nothing_left(project, body):
+    project.write({"001-schema/001-users.sql": USERS})
+    api.apply(project.target)
+    project.write(
+        {
+            "001-schema/002-x.sql": "-- chainops:check=SELECT true FROM"
+            " (SELECT 1) s; CREATE TABLE leaked (id int)\n" + body
+        }
+    )
+
+    with pytest.raises(MigrationFailed) as caught:
+        api.apply(project.target)
+
+    assert "cannot execute CREATE TABLE in a read-only transaction" in str(caught.value)
+    assert project.query("SELECT to_regclass('leaked')") == [(None,)]
+    assert blocks(project) == [1001]

@@ -45,6 +45,9 @@ from chainops.model import MigrationFile
 from chainops.source.files import RESERVED_TOP_LEVEL, is_editor_leftover
 
 DELAY = 0.3  # seconds without a change before a file counts as complete
+# After its writer closed it: a shell's `>` then `>>`, or a tool that closes and
+# reopens, writes again within this; a person saving again takes longer.
+AFTER_CLOSE = 0.05
 HOLD = 5.0  # longest wait for a writer that keeps a changed file open
 _EVENTS = [
     FileCreatedEvent,
@@ -65,9 +68,10 @@ _DIR_CHANGES = {"created", "moved", "deleted"}
 class Settle:
     """Collects changes to migration files until writes have settled.
 
-    Where the observer reports closes (inotify), a change is settled the moment
-    every file it touched was closed by its writer or renamed into place: the
-    writer says it is done. Elsewhere, and for files that come with no close (found
+    Where the observer reports closes (inotify), a change is settled `after_close`
+    seconds after every file it touched was closed by its writer or renamed into
+    place, unless it is written again meanwhile: the writer says it is done.
+    Elsewhere, and for files that come with no close (found
     in a new folder, deleted), settled means `delay` seconds without a change. A
     file still open after a write holds everything for up to `hold` seconds, so a
     writer pausing mid-file never has its half-written file applied. Writes made
@@ -79,6 +83,7 @@ class Settle:
     delay: float = DELAY
     hold: float = HOLD
     tracks_close: bool = False
+    after_close: float = AFTER_CLOSE
     touched: set[str] = field(default_factory=set)
     writing: set[str] = field(default_factory=set)
     # Files whose last event was their writer's close or a rename into place, with
@@ -142,7 +147,7 @@ class Settle:
         if self.writing:
             return self.last + self.hold
         if self.touched and self.touched <= self.closed.keys():
-            return self.last  # every writer said it was done
+            return self.last + self.after_close  # every writer said it was done
         return self.last + self.delay
 
     def take(self) -> frozenset[str]:

@@ -137,6 +137,25 @@ def test_watch_applies_a_file_once_its_writer_closes_it_without_the_quiet_period
     assert tables(project) == {"a"}
 
 
+def test_watch_applies_the_whole_file_when_its_writer_closes_and_appends_at_once(
+    project, watching
+):
+    # A shell's `> f` then `>> f`: the first close is not the end of the file.
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    watching.starting("✓ applied #1001")
+    path = project.migrations / "001-schema/002-two.sql"
+    path.write_text("CREATE TABLE w1 (id int);\n")
+    with path.open("a") as out:
+        out.write("CREATE TABLE w2 (id int);\n")
+
+    watching.starting("✓ applied #1002 002-two.sql (")
+
+    assert blocks(project)[1] == (
+        "001-schema/002-two.sql",
+        hash_text("CREATE TABLE w1 (id int);\nCREATE TABLE w2 (id int);\n"),
+    )
+
+
 def test_watch_prints_a_saved_files_lint_findings_then_applies_it(project, watching):
     project.write({"001-schema/001-a.sql": TABLE_A})
     watching.starting("✓ applied #1001")

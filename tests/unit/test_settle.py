@@ -83,7 +83,7 @@ def test_note_counts_rename_into_place_as_write_when_saved_atomically():
         FileMovedEvent(at("001-s/.005-x.sql.tmp"), at("001-s/005-x.sql")), now=0.1
     )
 
-    assert settle.due() == pytest.approx(0.1)  # renamed into place: whole, now
+    assert settle.due() == pytest.approx(0.1 + settle.after_close)  # renamed into place
     assert settle.take() == {"001-s/005-x.sql"}
 
 
@@ -118,7 +118,7 @@ def test_due_waits_for_close_then_settles_at_once_when_writer_keeps_file_open():
     assert settle.due() == pytest.approx(5.1)
 
     settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=2.0)
-    assert settle.due() == pytest.approx(2.0)  # the writer said it is done
+    assert settle.due() == pytest.approx(2.0 + settle.after_close)  # writer is done
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_due_keeps_the_quiet_period_until_every_touched_file_was_closed():
 
     settle.note(FileClosedEvent(at("002-f/001-y.sql")), now=0.4)
 
-    assert settle.due() == pytest.approx(0.4)
+    assert settle.due() == pytest.approx(0.4 + settle.after_close)
 
 
 def test_closed_files_remember_when_until_written_again():
@@ -192,3 +192,17 @@ def test_due_keeps_the_quiet_period_when_the_observer_reports_no_close():
     settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=0.1)
 
     assert settle.due() == pytest.approx(0.4)
+
+
+def test_a_write_after_the_close_waits_again_for_the_writer():
+    # A shell's `>` then `>>`: closed, reopened, written, closed again.
+    settle = Settle(ROOT, delay=0.3, hold=5.0, tracks_close=True)
+    settle.note(FileModifiedEvent(at("001-s/005-x.sql")), now=0.0)
+    settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=0.01)
+    settle.note(FileModifiedEvent(at("001-s/005-x.sql")), now=0.03)  # in the grace
+
+    assert settle.due() == pytest.approx(5.03)  # open for writing again: wait
+
+    settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=0.04)
+
+    assert settle.due() == pytest.approx(0.04 + settle.after_close)

@@ -254,6 +254,11 @@ class LedgerSnapshot:
         """Production rules hold for this ledger whatever the local settings say."""
         return self.environment == "production"
 
+    def fingerprint_scope(self, configured: str | None) -> str | None:
+        """The one schema this ledger's fingerprint covers: a tenant's ledger says so
+        itself, so single-database commands scope it as fleet mode does."""
+        return configured or self.meta_value("fingerprint_scope")
+
     @property
     def format_version(self) -> int | None:
         value = self.meta_value("format_version")

@@ -293,8 +293,9 @@ ON CONFLICT (key) DO NOTHING;
 """
 
 
-def create(conn: Conn, schema: str) -> None:
-    """Create the ledger tables (call under the advisory lock)."""
+def create(conn: Conn, schema: str, scope: str | None = None) -> None:
+    """Create the ledger tables (call under the advisory lock); `scope`, the one
+    schema a tenant's fingerprint covers, is recorded with them."""
     tables = names(schema)
     # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
     # exists, which a least-privilege migrator lacks (docs/grants.sql).
@@ -303,6 +304,13 @@ def create(conn: Conn, schema: str) -> None:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(tables["schema"]))
     query = sql.SQL(_CREATE).format(version=sql.Literal(str(FORMAT_VERSION)), **tables)
     conn.execute(query)
+    if scope is not None:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {meta} (key, value) VALUES ('fingerprint_scope', {scope})"
+                " ON CONFLICT (key) DO NOTHING"
+            ).format(scope=sql.Literal(scope), **tables)
+        )
 
 
 def record_schema(

@@ -245,6 +245,10 @@ def test_fleet_status_marks_a_tenant_whose_own_schema_was_changed_by_hand(
     common = ["--targets", str(targets_file), "--migrations-dir",
               str(project.migrations)]  # fmt: skip
     assert cli.main(["fleet", "migrate", *common]) == 0
+    # A tenant's ledger records its scope: a single-database verify agrees.
+    single = ["verify", "--schema", "t1", "--database-url", database.url,
+              "--migrations-dir", str(project.migrations)]  # fmt: skip
+    assert cli.main(single) == 0
     query(database.url, "ALTER TABLE t2.a ADD COLUMN note text")
     capsys.readouterr()
 

@@ -32,14 +32,14 @@ def run(args: argparse.Namespace, settings: Settings, out: Write) -> int:
 def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
     """`fleet migrate`: verify and migrate every target; a record of the run."""
     fmt = _format(args)
-    targets = _targets(args, settings)
+    listed = _targets(args, settings)
     root = settings.project_root
     previous = record.load(root, args.resume) if args.resume else None
-    if previous is not None:
-        left = set(previous.unfinished)
-        targets = [t for t in targets if t.name in left]
     files = api.load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
+    targets = listed
+    if previous is not None:
+        targets = _left_to_resume(previous, listed, lock.head if lock else "")
     options = _options(args)
     if args.lint:
         _lint_once(settings, out if fmt == "text" else _quiet_line)
@@ -55,7 +55,9 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
         previous.started_at if previous else datetime.now(timezone.utc).isoformat(),
         lock.head if lock else "",
         str(_targets_path(args, settings)),
-        record.merge(previous, outcomes) if previous else tuple(outcomes),
+        record.merge(previous, outcomes, [t.name for t in listed])
+        if previous
+        else tuple(outcomes),
     )
     if not options.dry_run:
         path = record.save(root, done)
@@ -96,6 +98,22 @@ def check(args: argparse.Namespace, settings: Settings, out: Write) -> int:
             "see the rows above"
         )
     return 0
+
+
+def _left_to_resume(
+    previous: record.RunRecord, targets: list[FleetTarget], lock_head: str
+) -> list[FleetTarget]:
+    """The targets a resume runs: those that did not finish, and those added to the
+    targets file since. Migrations changed since the run start a new run instead:
+    the targets that finished would be left behind."""
+    if lock_head != previous.lock_head:
+        raise ConfigError(
+            f"chain.lock changed since fleet run {previous.run_id}, so its finished "
+            "targets are behind; start a new run: inv fleet.migrate"
+        )
+    known = {o.name for o in previous.outcomes}
+    left = set(previous.unfinished)
+    return [t for t in targets if t.name in left or t.name not in known]
 
 
 def _lint_once(settings: Settings, out: Write) -> None:

@@ -151,9 +151,18 @@ def test_merge_puts_the_rerun_targets_outcomes_in_their_place():
     run = record.RunRecord("r", "now", "", "fleet.toml", outcomes())
     fixed = Outcome("b", "migrated", applied=5, height=5, migrations=5)
 
-    merged = record.merge(run, [fixed])
+    merged = record.merge(run, [fixed], ["a", "b", "c"])
 
     assert [o.status for o in merged] == ["migrated", "migrated", "up to date"]
+
+
+def test_merge_drops_targets_no_longer_listed_and_adds_new_ones_last():
+    run = record.RunRecord("r", "now", "", "fleet.toml", outcomes())
+    added = Outcome("d", "migrated", applied=5, height=5, migrations=5)
+
+    merged = record.merge(run, [added], ["a", "c", "d"])
+
+    assert [o.name for o in merged] == ["a", "c", "d"]
 
 
 def test_junit_has_one_case_per_target_and_a_failure_with_its_line():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chainops import api
 from chainops.config import Settings
-from chainops.errors import ConfigError, FleetIncomplete, LintFailed
+from chainops.errors import ConfigError, FleetIncomplete, Interrupted, LintFailed
 from chainops.fleet import record, report
 from chainops.fleet.run import FleetOptions, FleetRun, Outcome
 from chainops.fleet.survey import survey
@@ -49,7 +49,8 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
         if fmt == "text":
             out(f"[{next(finished)}/{len(targets)}] {report.outcome_line(outcome)}")
 
-    outcomes = FleetRun(settings, targets, files, options, show).run()
+    fleet = FleetRun(settings, targets, files, options, show)
+    outcomes = fleet.run()
     done = record.RunRecord(
         previous.run_id if previous else record.new_run_id(),
         previous.started_at if previous else datetime.now(timezone.utc).isoformat(),
@@ -70,6 +71,12 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
         out(report.run_junit(done))
     else:
         out(report.run_summary(done, shown))
+    if fleet.interrupted:
+        raise Interrupted(
+            f"interrupted: {len(done.unfinished)} of {len(done.outcomes)} targets did "
+            "not finish, every running one stopped after its file in flight; resume "
+            f"with inv fleet.migrate --resume {done.run_id}"
+        )
     if done.unfinished:
         raise FleetIncomplete(
             f"{len(done.unfinished)} of {len(done.outcomes)} targets did not finish "
@@ -168,6 +175,9 @@ def _options(args: argparse.Namespace) -> FleetOptions:
     per_server = min(parallel, 4) if args.per_server is None else args.per_server
     if parallel < 1 or per_server < 1:
         raise ConfigError("--parallel and --per-server must be 1 or more")
+    canary = getattr(args, "canary", None) or 0
+    if canary < 0:
+        raise ConfigError("--canary is a number of targets, 0 or more")
     given = getattr(args, "max_failures", None)
     ratio = 0.1 if given is None else given
     if not 0 <= ratio <= 1:
@@ -175,7 +185,7 @@ def _options(args: argparse.Namespace) -> FleetOptions:
     return FleetOptions(
         parallel=parallel,
         per_server=per_server,
-        canary=getattr(args, "canary", None) or 0,
+        canary=canary,
         waves=tuple(w for w in (getattr(args, "waves", None) or "").split(",") if w),
         max_failures=ratio,
         dry_run=bool(getattr(args, "dry_run", False)),

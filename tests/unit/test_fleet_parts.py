@@ -63,6 +63,15 @@ def test_tenants_found_by_a_query_become_one_target_each(tmp_path):
     assert asked == [(URL, "SELECT nspname FROM x")]
 
 
+def test_a_tenants_query_returning_null_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="returned a NULL or empty name"):
+        targets_from(
+            tmp_path,
+            f'[[tenants]]\nurl = "{URL}"\nschemas_query = "SELECT NULL"\n',
+            query=lambda _url, _sql: [("t1",), ("",)],
+        )
+
+
 def test_a_catalog_query_lists_targets_with_their_urls(tmp_path):
     def query(url: str, sql: str) -> list[tuple[str, ...]]:
         assert (url, sql) == (URL, "SELECT name, url FROM tenants")
@@ -94,6 +103,7 @@ def test_a_catalog_query_lists_targets_with_their_urls(tmp_path):
         ("", "lists no targets"),
         (f'[[tenants]]\nurl = "{URL}"\n', "either schemas"),
         (f'[[catalog]]\nurl = "{URL}"\n', "the query that returns name, url"),
+        ('[[target]]\nname = "a"\nurl_env = 3\n', "url_env must name"),
     ],
 )
 def test_targets_file_mistakes_are_one_line_naming_the_entry(tmp_path, text, says):
@@ -198,6 +208,7 @@ def test_state_lines_say_where_the_healthy_targets_are():
         (["migrate", "--parallel", "0"], "--parallel and --per-server must be 1"),
         (["status", "--per-server", "-1"], "--parallel and --per-server must be 1"),
         (["migrate", "--max-failures", "2"], "--max-failures is a ratio"),
+        (["migrate", "--canary", "-1"], "--canary is a number of targets"),
         (["verify", "--format", "xml"], "--format xml is unknown"),
         (["migrate", "--database-url", URL], "not --database-url"),
         (["migrate", "--resume", "nope"], "no fleet run nope"),

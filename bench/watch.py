@@ -25,7 +25,7 @@ from bench.peers import ROOT
 from bench.runner import GroupResult, Row
 from bench.workloads import Context, Group
 
-TARGET = "watch latency < 1 s (debounce included)"
+TARGET = "watch latency ≤ 100 ms after the writer closes the file"
 EXISTING = 50  # applied before watching; new files land in the same folder
 POLL = 0.002
 
@@ -79,6 +79,7 @@ def measure(
     }
     argv = (command.argv[0], "--search-root", str(ROOT), "dev")
     log = ctx.work / "logs" / "watch-inv-dev.log"
+    log.parent.mkdir(parents=True, exist_ok=True)  # also when run alone (--only watch)
     rusage = log.with_suffix(".rusage")
     group = Group(
         "watch",
@@ -133,4 +134,4 @@ def measure(
     result.load_end = load_average()
     low, high = summary.low * 1000, summary.high * 1000
     shown = f"{summary.wall * 1000:.0f} ms median ({low:.0f} to {high:.0f} ms)"
-    return result, [(TARGET, shown, summary.wall < 1.0)]
+    return result, [(TARGET, shown, summary.wall <= 0.1)]

@@ -276,7 +276,10 @@ def verify(where: Target, digest_file: Path | None = None) -> VerifyReport:
         from chainops.store import drift
 
         drifted = drift.detect(
-            conn, settings.ledger_schema, snapshot.blocks, settings.fingerprint_scope
+            conn,
+            settings.ledger_schema,
+            snapshot.blocks,
+            snapshot.fingerprint_scope(settings.fingerprint_scope),
         )
         identity = ledger.read_identity(conn, settings.ledger_schema)
     anchor = None

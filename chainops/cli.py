@@ -174,8 +174,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_create(args: argparse.Namespace) -> int:
     from chainops import api, report
 
-    a = args
-    created = api.create(_settings(a), a.name, a.kind, a.description, a.repeatable)
+    created = api.create(
+        _settings(args), args.name, args.kind, args.description, args.repeatable
+    )
     _out(report.display_path(created.path, Path.cwd().resolve()))
     if created.lock_created:
         _err(
@@ -361,10 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_command(verb: str, given: dict[str, object], front: str = "inv") -> int:
-    """Run one command with its options by name; errors become one clean line.
-
-    Both front ends end here: `main` with argparse's values, tasks.py with invoke's.
-    """
+    """Run one command with its options by name; errors become one clean line. Both
+    front ends end here: `main` with argparse's values, tasks.py with invoke's."""
     global _front
     # Under `inv dev` (or `chainops dev`) the processes speak as the loop's front end.
     _front = os.environ.get(FRONT_END) or front

@@ -104,7 +104,7 @@ def migrate(
 
     with _locked(conn, settings, emit):
         if not snapshot.exists:
-            ledger.create(conn, schema)
+            ledger.create(conn, schema, settings.fingerprint_scope)
         # Another run may have applied files while we waited for the lock, even
         # files saved after this run read the folder (or the watcher's snapshot).
         before = len(snapshot.blocks)
@@ -167,6 +167,7 @@ def _apply(
     from chainops.store import drift  # the catalog code, only when applying
 
     applier = _applier(conn, settings, snapshot)
+    scope = snapshot.fingerprint_scope(settings.fingerprint_scope)
     blocks = list(snapshot.blocks)
     # A file resumed midway changed the schema with the statements in place: that
     # difference is its own, not drift (verify says the same).
@@ -174,9 +175,7 @@ def _apply(
     found = (
         None
         if resuming
-        else drift.detect(
-            conn, settings.ledger_schema, snapshot.blocks, settings.fingerprint_scope
-        )
+        else drift.detect(conn, settings.ledger_schema, snapshot.blocks, scope)
     )
     if found is not None:
         production = settings.is_production or snapshot.is_production
@@ -205,9 +204,7 @@ def _apply(
         added = len(blocks) > len(snapshot.blocks)
         unsealed = added and blocks[-1].sealed_schema is None
         if unsealed and ledger_intact and is_idle(conn):
-            drift.record(
-                conn, settings.ledger_schema, len(blocks), settings.fingerprint_scope
-            )
+            drift.record(conn, settings.ledger_schema, len(blocks), scope)
     drifts = sum(1 for block in blocks if block.is_drift)
     return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks), (), drifts)
 
@@ -227,10 +224,10 @@ def apply_file(
     from chainops.source import statements  # pglast, only for a file that needs it
 
     analysis = statements.plan_migration(file.text, file.path)
-    if (file.is_repeatable or file.is_down) and not analysis.transactional:
+    if (file.is_repeatable or reverts.is_down(file)) and not analysis.transactional:
         kind, fix = (
             ("down script", "undo the migration in plain transactional SQL")
-            if file.is_down
+            if reverts.is_down(file)
             else ("repeatable file", "make it a numbered migration")
         )
         raise MigrationFileError(
@@ -360,7 +357,7 @@ def _applier(conn: Conn, settings: Settings, snapshot: LedgerSnapshot) -> Applie
         mark=None
         if snapshot.environment == settings.environment
         else settings.environment,
-        scope=settings.fingerprint_scope,
+        scope=snapshot.fingerprint_scope(settings.fingerprint_scope),
     )
 
 

@@ -147,10 +147,6 @@ class MigrationFile:
         return self.index == 0
 
     @property
-    def is_down(self) -> bool:  # a down script, applied as a revert block
-        return self.index != 0 and self.path.endswith(".down.sql")
-
-    @property
     def key(self) -> tuple[int, int]:
         return (self.category_index, self.index)
 
@@ -197,8 +193,7 @@ class Block:
         return self.mode == Mode.REPEATABLE
 
     @property
-    def is_revert(self) -> bool:
-        """A down script applied, numbered -height; its path is the down script's."""
+    def is_revert(self) -> bool:  # a down script applied, numbered -height
         return self.mode == Mode.REVERT
 
     @property
@@ -261,6 +256,11 @@ class LedgerSnapshot:
     def is_production(self) -> bool:
         """Production rules hold for this ledger whatever the local settings say."""
         return self.environment == "production"
+
+    def fingerprint_scope(self, configured: str | None) -> str | None:
+        """The one schema this ledger's fingerprint covers: a tenant's ledger says so
+        itself, so single-database commands scope it as fleet mode does."""
+        return configured or self.meta_value("fingerprint_scope")
 
     @property
     def format_version(self) -> int | None:

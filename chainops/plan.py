@@ -70,8 +70,9 @@ def plan_apply(
     steps = tuple(
         ApplyFile(f, attempts.get(f.number), read_directives(f)) for f in pending
     )
-    refuse_unmet_requirements(snapshot.blocks, files, steps)
-    return Plan(steps + plan_repeatables(snapshot.blocks, files), tuple(out_of_order))
+    repeatables = plan_repeatables(snapshot.blocks, files)
+    refuse_unmet_requirements(snapshot.blocks, files, steps + repeatables)
+    return Plan(steps + repeatables, tuple(out_of_order))
 
 
 def plan_repeatables(
@@ -97,9 +98,15 @@ def refuse_unmet_requirements(
 ) -> None:
     """Refuse the run if a step requires a migration that is neither applied nor
     applied earlier in this run: the order is the files' own, never rearranged."""
-    applied = {b.number for b in standing(blocks) if not b.is_drift}
-    by_path = {f.path: f.number for f in files} | {b.path: b.number for b in blocks}
-    by_number = {f.number: f.path for f in files}
+    applied = {
+        b.number for b in standing(blocks) if not (b.is_drift or b.is_repeatable)
+    }
+    numbered = [f for f in files if not f.is_repeatable]
+    by_path = {f.path: f.number for f in numbered} | {
+        b.path: b.number for b in blocks if not b.is_repeatable
+    }
+    by_number = {f.number: f.path for f in numbered}
+    repeatable = {f.path for f in files if f.is_repeatable}
     for step in steps:
         for need in step.directives.requires:
             number = need.number
@@ -111,7 +118,13 @@ def refuse_unmet_requirements(
             if number is not None and number in by_number:
                 name = f"#{number} ({by_number[number]})"
             where = f"{step.file.path}:{need.line}"
-            if number is None or number not in by_number:
+            if need.path in repeatable:
+                why = (
+                    "a repeatable migration, which runs after every numbered one and "
+                    "again on each change, so nothing can wait for it; require a "
+                    "numbered migration"
+                )
+            elif number is None or number not in by_number:
                 why = "which names no migration file; fix the chainops:requires line"
             elif number == step.file.number:
                 why = "which is this file; remove the chainops:requires line"

@@ -20,6 +20,11 @@ def migration_path(down_path: str) -> str:
     return down_path.removesuffix(DOWN_SUFFIX) + ".sql"
 
 
+def is_down(file: MigrationFile) -> bool:
+    """A down script carried as a file to apply: its block is a revert block."""
+    return not file.is_repeatable and file.path.endswith(DOWN_SUFFIX)
+
+
 def is_file_block(block: Block) -> bool:
     """A block that applied (or adopted) a numbered migration file."""
     return not (block.is_drift or block.is_repeatable or block.is_revert)

@@ -45,6 +45,9 @@ from chainops.model import MigrationFile
 from chainops.source.files import RESERVED_TOP_LEVEL, is_editor_leftover
 
 DELAY = 0.3  # seconds without a change before a file counts as complete
+# After its writer closed it: a shell's `>` then `>>`, or a tool that closes and
+# reopens, writes again within this; a person saving again takes longer.
+AFTER_CLOSE = 0.05
 HOLD = 5.0  # longest wait for a writer that keeps a changed file open
 _EVENTS = [
     FileCreatedEvent,
@@ -65,8 +68,12 @@ _DIR_CHANGES = {"created", "moved", "deleted"}
 class Settle:
     """Collects changes to migration files until writes have settled.
 
-    Settled means `delay` seconds without a change; a file still open after a write
-    (only inotify reports the close) holds everything for up to `hold` seconds, so a
+    Where the observer reports closes (inotify), a change is settled `after_close`
+    seconds after every file it touched was closed by its writer or renamed into
+    place, unless it is written again meanwhile: the writer says it is done.
+    Elsewhere, and for files that come with no close (found
+    in a new folder, deleted), settled means `delay` seconds without a change. A
+    file still open after a write holds everything for up to `hold` seconds, so a
     writer pausing mid-file never has its half-written file applied. Writes made
     while a new folder's watch is being set up go unreported, so a writer pausing
     in a folder created that very moment is the one case this cannot see.
@@ -76,18 +83,29 @@ class Settle:
     delay: float = DELAY
     hold: float = HOLD
     tracks_close: bool = False
+    after_close: float = AFTER_CLOSE
     touched: set[str] = field(default_factory=set)
     writing: set[str] = field(default_factory=set)
+    # Files whose last event was their writer's close or a rename into place, with
+    # the wall-clock time it was seen: a write before then is finished.
+    closed: dict[str, float] = field(default_factory=dict)
     last: float | None = None
 
-    def note(self, event: FileSystemEvent, now: float) -> bool:
-        """Record an event; True if it concerns the migrations."""
+    def note(self, event: FileSystemEvent, now: float, wall: float = 0.0) -> bool:
+        """Record an event seen at `now` (monotonic) and `wall` (the clock file times
+        use); True if it concerns the migrations."""
         kind = event.event_type
         if kind not in (_DIR_CHANGES if event.is_directory else _FILE_CHANGES):
             return False
         # An atomic save renames a temporary file onto the target: a write to dest.
         raw = [event.src_path, event.dest_path] if kind == "moved" else [event.src_path]
         paths = [p for p in (self.relative(r, event.is_directory) for r in raw) if p]
+        # The file a writer finished: closed, or renamed into place.
+        done = None
+        if kind == "moved":
+            done = self.relative(event.dest_path, event.is_directory)
+        elif kind == "closed":
+            done = paths[0] if paths else None
         for path in [] if event.is_directory else paths:
             self.touched.add(path)
             # Only a write is sure to be followed by its close: watchdog reports files
@@ -96,6 +114,10 @@ class Settle:
                 self.writing.add(path)
             elif kind in ("closed", "moved", "deleted"):
                 self.writing.discard(path)
+            if self.tracks_close and path == done:
+                self.closed[path] = wall
+            else:
+                self.closed.pop(path, None)
         if paths:
             self.last = now
         return bool(paths)
@@ -122,7 +144,11 @@ class Settle:
         """When the pending changes count as settled; None if there are none."""
         if self.last is None:
             return None
-        return self.last + (self.hold if self.writing else self.delay)
+        if self.writing:
+            return self.last + self.hold
+        if self.touched and self.touched <= self.closed.keys():
+            return self.last + self.after_close  # every writer said it was done
+        return self.last + self.delay
 
     def take(self) -> frozenset[str]:
         """Hand over the files touched since the last call and start afresh."""
@@ -268,6 +294,7 @@ class Watcher:
         """
         with self._changed:
             found = set(self._settle.writing)
+            closed = dict(self._settle.closed)
         # A time in the future is a skewed clock (a copy from another machine), not
         # a write in progress: waiting for it to pass could take forever.
         latest = time.time() + 1.0
@@ -276,6 +303,8 @@ class Watcher:
                 mtime = (self._settle.root / file.path).stat().st_mtime
             except OSError:
                 mtime = started  # gone already: the next round decides
+            if mtime <= closed.get(file.path, 0.0):
+                continue  # written before its writer closed it: whole
             if started - self._settle.delay < mtime < latest:
                 found.add(file.path)
         return frozenset(found)
@@ -323,7 +352,7 @@ class Watcher:
 
     def _note(self, event: FileSystemEvent) -> None:
         with self._changed:
-            if self._settle.note(event, time.monotonic()):
+            if self._settle.note(event, time.monotonic(), time.time()):
                 self._changed.notify()
 
     def _debounce(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chainops import api
 from chainops.config import Settings
-from chainops.errors import ConfigError, FleetIncomplete, LintFailed
+from chainops.errors import ConfigError, FleetIncomplete, Interrupted, LintFailed
 from chainops.fleet import record, report
 from chainops.fleet.run import FleetOptions, FleetRun, Outcome
 from chainops.fleet.survey import survey
@@ -32,14 +32,14 @@ def run(args: argparse.Namespace, settings: Settings, out: Write) -> int:
 def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
     """`fleet migrate`: verify and migrate every target; a record of the run."""
     fmt = _format(args)
-    targets = _targets(args, settings)
+    listed = _targets(args, settings)
     root = settings.project_root
     previous = record.load(root, args.resume) if args.resume else None
-    if previous is not None:
-        left = set(previous.unfinished)
-        targets = [t for t in targets if t.name in left]
     files = api.load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
+    targets = listed
+    if previous is not None:
+        targets = _left_to_resume(previous, listed, lock.head if lock else "")
     options = _options(args)
     if args.lint:
         _lint_once(settings, out if fmt == "text" else _quiet_line)
@@ -49,13 +49,16 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
         if fmt == "text":
             out(f"[{next(finished)}/{len(targets)}] {report.outcome_line(outcome)}")
 
-    outcomes = FleetRun(settings, targets, files, options, show).run()
+    fleet = FleetRun(settings, targets, files, options, show)
+    outcomes = fleet.run()
     done = record.RunRecord(
         previous.run_id if previous else record.new_run_id(),
         previous.started_at if previous else datetime.now(timezone.utc).isoformat(),
         lock.head if lock else "",
         str(_targets_path(args, settings)),
-        record.merge(previous, outcomes) if previous else tuple(outcomes),
+        record.merge(previous, outcomes, [t.name for t in listed])
+        if previous
+        else tuple(outcomes),
     )
     if not options.dry_run:
         path = record.save(root, done)
@@ -68,6 +71,12 @@ def migrate(args: argparse.Namespace, settings: Settings, out: Write) -> int:
         out(report.run_junit(done))
     else:
         out(report.run_summary(done, shown))
+    if fleet.interrupted:
+        raise Interrupted(
+            f"interrupted: {len(done.unfinished)} of {len(done.outcomes)} targets did "
+            "not finish, every running one stopped after its file in flight; resume "
+            f"with inv fleet.migrate --resume {done.run_id}"
+        )
     if done.unfinished:
         raise FleetIncomplete(
             f"{len(done.unfinished)} of {len(done.outcomes)} targets did not finish "
@@ -96,6 +105,22 @@ def check(args: argparse.Namespace, settings: Settings, out: Write) -> int:
             "see the rows above"
         )
     return 0
+
+
+def _left_to_resume(
+    previous: record.RunRecord, targets: list[FleetTarget], lock_head: str
+) -> list[FleetTarget]:
+    """The targets a resume runs: those that did not finish, and those added to the
+    targets file since. Migrations changed since the run start a new run instead:
+    the targets that finished would be left behind."""
+    if lock_head != previous.lock_head:
+        raise ConfigError(
+            f"chain.lock changed since fleet run {previous.run_id}, so its finished "
+            "targets are behind; start a new run: inv fleet.migrate"
+        )
+    known = {o.name for o in previous.outcomes}
+    left = set(previous.unfinished)
+    return [t for t in targets if t.name in left or t.name not in known]
 
 
 def _lint_once(settings: Settings, out: Write) -> None:
@@ -150,6 +175,9 @@ def _options(args: argparse.Namespace) -> FleetOptions:
     per_server = min(parallel, 4) if args.per_server is None else args.per_server
     if parallel < 1 or per_server < 1:
         raise ConfigError("--parallel and --per-server must be 1 or more")
+    canary = getattr(args, "canary", None) or 0
+    if canary < 0:
+        raise ConfigError("--canary is a number of targets, 0 or more")
     given = getattr(args, "max_failures", None)
     ratio = 0.1 if given is None else given
     if not 0 <= ratio <= 1:
@@ -157,7 +185,7 @@ def _options(args: argparse.Namespace) -> FleetOptions:
     return FleetOptions(
         parallel=parallel,
         per_server=per_server,
-        canary=getattr(args, "canary", None) or 0,
+        canary=canary,
         waves=tuple(w for w in (getattr(args, "waves", None) or "").split(",") if w),
         max_failures=ratio,
         dry_run=bool(getattr(args, "dry_run", False)),

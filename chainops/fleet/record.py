@@ -73,7 +73,11 @@ def load(root: Path, run_id: str) -> RunRecord:
         raise ConfigError(f"{path.name} is not a fleet run record ({err})") from None
 
 
-def merge(previous: RunRecord, fresh: Sequence[Outcome]) -> tuple[Outcome, ...]:
-    """The previous outcomes with the re-run targets' new ones in their place."""
+def merge(
+    previous: RunRecord, fresh: Sequence[Outcome], listed: Sequence[str]
+) -> tuple[Outcome, ...]:
+    """The previous outcomes with the re-run targets' new ones in their place, the
+    targets added since at the end; targets no longer `listed` are dropped."""
     by_name = {o.name: o for o in fresh}
-    return tuple(by_name.get(o.name, o) for o in previous.outcomes)
+    kept = [by_name.pop(o.name, o) for o in previous.outcomes if o.name in listed]
+    return (*kept, *by_name.values())

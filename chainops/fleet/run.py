@@ -124,9 +124,13 @@ class FleetRun:
         self.settings, self.targets, self.files = settings, targets, files
         self.options, self.progress = options, progress
         self.outcomes: dict[str, Outcome] = {}
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # set by Ctrl-C: nothing new starts
         self._changed = threading.Condition()
         self._running: Counter[str] = Counter()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._stop.is_set()
 
     def run(self) -> list[Outcome]:
         """Every target's outcome, in the file's order."""

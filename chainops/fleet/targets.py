@@ -73,6 +73,8 @@ def read_targets(
         if (schemas is None) == (sql is None):
             raise ConfigError(f"{where}: give either schemas = [...] or schemas_query")
         listed = [row[0] for row in query(url, sql)] if sql else None
+        if listed is not None and not all(listed):
+            raise ConfigError(f"{where}: schemas_query returned a NULL or empty name")
         names = listed if listed is not None else _texts(schemas, where)
         prefix = _optional_text(entry, "name", where)
         found += [
@@ -114,7 +116,9 @@ def _url(entry: dict[str, Any], environ: Mapping[str, str], where: str) -> str:
     if (url is None) == (variable is None):
         raise ConfigError(f"{where}: give either url_env (preferred) or url")
     if variable is not None:
-        if not isinstance(variable, str) or not environ.get(variable):
+        if not isinstance(variable, str) or not variable:
+            raise ConfigError(f"{where}: url_env must name an environment variable")
+        if not environ.get(variable):
             raise ConfigError(f"{where}: the environment variable {variable} is unset")
         return environ[variable]
     if not isinstance(url, str) or not url:

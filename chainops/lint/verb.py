@@ -49,7 +49,9 @@ def _folder(settings: Settings, all_files: bool, offline: bool) -> LintReport:
     try:
         with api.open_session(where, "lint") as conn:
             snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
-            pending = plan.find_pending(snapshot.blocks, files)
+            pending = plan.find_pending(snapshot.blocks, files) + [
+                step.file for step in plan.plan_repeatables(snapshot.blocks, files)
+            ]  # in the order migrate applies them: repeatables last
             return lint_files(conn, settings, sources_of(pending), one_run=True)
     except CannotConnect:
         return _every(settings, files, f"cannot connect to {where.description}")

@@ -8,7 +8,7 @@ from chainops.store.connection import session
 
 
 def rows(conninfo: str, query: str) -> list[tuple[str, ...]]:
-    """`query`'s rows, every value as text, in order."""
+    """`query`'s rows, every value as text (NULL as ""), in order."""
     with session(conninfo, describe_database(conninfo), "fleet", "public") as conn:
         found = conn.execute(query.encode()).fetchall()
-    return [tuple(str(value) for value in row) for row in found]
+    return [tuple("" if v is None else str(v) for v in row) for row in found]

@@ -70,11 +70,9 @@ def _time(text: str) -> datetime:
 
 
 def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
-    """Read the ledger tables whole, and what guards them, in one round trip.
-
-    A ledger missing in part reads as the tables that remain, for verify to judge;
-    one that another run created meanwhile is read again.
-    """
+    """Read the ledger tables whole, and what guards them, in one round trip. A
+    ledger missing in part reads as the tables that remain, for verify to judge;
+    one that another run created meanwhile is read again."""
     guards = sql.SQL(_GUARDS).format(
         schema_name=sql.Literal(schema), tables=sql.Literal(list(TABLES))
     )
@@ -214,12 +212,11 @@ def _read_version(conn: Conn, schema: str) -> int:
     return int(str(row[0])) if row else 1
 
 
-_ATTEMPT_INDEX = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS blockchain_migrations_attempt_number"
-    " ON {ledger} (migration_number) WHERE status <> 'completed';"
-)
+_ATTEMPT_INDEX = """
+CREATE UNIQUE INDEX IF NOT EXISTS blockchain_migrations_attempt_number
+ON {ledger} (migration_number) WHERE status <> 'completed';"""  # attempts: 1 per number
 # Each entry upgrades the ledger from that format to the next; blocks are never
-# reinterpreted, only new columns are added.
+# reinterpreted, only columns added (or, 3 to 4, a number let repeat among blocks).
 _UPGRADES = {
     1: "ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS schema_hash char(64),"
     " ADD COLUMN IF NOT EXISTS schema_snapshot bytea,"
@@ -227,7 +224,6 @@ _UPGRADES = {
     # Blocks written from now on seal the fingerprint; the older ones keep format 1.
     2: "ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS block_format smallint"
     " NOT NULL DEFAULT 1, ADD COLUMN IF NOT EXISTS sealed_schema char(64)",
-    # A file reverted and applied again has two blocks of one number.
     3: "ALTER TABLE {ledger} DROP CONSTRAINT IF EXISTS"
     " blockchain_migrations_migration_number_key; " + _ATTEMPT_INDEX,
 }
@@ -298,8 +294,9 @@ ON CONFLICT (key) DO NOTHING;
 """
 
 
-def create(conn: Conn, schema: str) -> None:
-    """Create the ledger tables (call under the advisory lock)."""
+def create(conn: Conn, schema: str, scope: str | None = None) -> None:
+    """Create the ledger tables (call under the advisory lock); `scope`, the one
+    schema a tenant's fingerprint covers, is recorded with them."""
     tables = names(schema)
     # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
     # exists, which a least-privilege migrator lacks (docs/grants.sql).
@@ -308,6 +305,13 @@ def create(conn: Conn, schema: str) -> None:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(tables["schema"]))
     version = sql.Literal(str(FORMAT_VERSION))
     conn.execute(sql.SQL(_CREATE + _ATTEMPT_INDEX).format(version=version, **tables))
+    if scope is not None:
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {meta} (key, value) VALUES ('fingerprint_scope', {scope})"
+                " ON CONFLICT (key) DO NOTHING"
+            ).format(scope=sql.Literal(scope), **tables)
+        )
 
 
 def record_schema(
@@ -354,10 +358,8 @@ def read_progress(conn: Conn, schema: str, number: int) -> tuple[str, int] | Non
 def mark_environment(schema: str, environment: str) -> sql.Composed:
     """SQL that records which environment migrates this database; production is
     never downgraded. Sent with a block, so only a ledger that holds one is marked.
-
     Like Rails' ar_internal_metadata: destructive commands trust the database's own
-    marker over whatever the local configuration claims.
-    """
+    marker over whatever the local configuration claims."""
     return sql.SQL(
         "INSERT INTO {meta} AS m (key, value) VALUES ('environment', {env})"
         " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"

@@ -7,7 +7,8 @@ the transaction.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,11 +73,47 @@ def send_one(conn: Conn, text: str, statement: Statement, where: Where) -> None:
         raise
 
 
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+_OPEN = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
+
+
+@contextmanager
+def read_only(conn: Conn) -> Iterator[None]:
+    """Nothing run inside can write: checks and verify scripts only look.
+
+    Outside a transaction, a READ ONLY transaction of its own; inside the file's, a
+    read-only savepoint rolled back after, so the file's transaction can write again.
+    A check or verify script is not part of a block's hash as a change would be, so
+    it must never make one.
+    """
+    nested = conn.info.transaction_status != _IDLE
+    conn.execute(
+        b"SAVEPOINT chainops_read_only; SET LOCAL transaction_read_only = on"
+        if nested
+        else b"BEGIN READ ONLY"
+    )
+    try:
+        yield
+    finally:  # not while a command is still in progress: an interrupt left it
+        if not conn.broken and conn.info.transaction_status in _OPEN:
+            conn.execute(
+                b"ROLLBACK TO SAVEPOINT chainops_read_only;"
+                b" RELEASE SAVEPOINT chainops_read_only"
+                if nested
+                else b"ROLLBACK"
+            )
+
+
 def first_failing_check(
     conn: Conn, checks: Sequence[Check], where: Where
 ) -> Check | None:
-    """Evaluate each precondition in order; the first whose first value is not
-    true (false, NULL or no row at all), or None when all hold."""
+    """Evaluate each precondition in order, read-only; the first whose first value
+    is not true (false, NULL or no row at all), or None when all hold."""
+    with read_only(conn):
+        return _first_failing(conn, checks, where)
+
+
+def _first_failing(conn: Conn, checks: Sequence[Check], where: Where) -> Check | None:
     for check in checks:
         where.base, where.placed = check.offset, None
         try:
@@ -92,8 +129,13 @@ def first_failing_check(
 
 
 def run_verify(conn: Conn, text: str, statements: Sequence[Statement]) -> None:
-    """Run a verify script's statements; raise VerifyFailure at the first that
-    fails or returns a row whose first value is false."""
+    """Run a verify script's statements, read-only; raise VerifyFailure at the first
+    that fails (a write included) or returns a row whose first value is false."""
+    with read_only(conn):
+        _run_verify(conn, text, statements)
+
+
+def _run_verify(conn: Conn, text: str, statements: Sequence[Statement]) -> None:
     for statement in statements:
         try:
             cursor = conn.execute(statement.text.encode("utf-8"))

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from chainops import __version__, chain
+from chainops import __version__, chain, reverts
 from chainops.model import Block, MigrationFile, Mode, Outcome, Status
 from chainops.source.files import HASH_ALGORITHM
 from chainops.store import ledger
@@ -106,7 +106,7 @@ class Recorder:
     def _row(
         self, file: MigrationFile, started: datetime, mode: str, ms: int | None
     ) -> Row:
-        if file.is_repeatable or file.is_down:
+        if file.is_repeatable or reverts.is_down(file):
             number, mode = -self.next_height, _mode_of(file, mode)
         else:
             number = file.number
@@ -126,7 +126,7 @@ class Recorder:
         mode: str,
         sealed: str | None = None,
     ) -> Block:
-        own = file.is_repeatable or file.is_down  # numbered -height
+        own = file.is_repeatable or reverts.is_down(file)  # numbered -height
         return chain.build_block(
             blocks,
             number=-(len(blocks) + 1) if own else file.number,
@@ -151,4 +151,4 @@ def _mode_of(file: MigrationFile, mode: str) -> str:
     """A repeatable file's version, or a down script's revert, is its own mode."""
     if file.is_repeatable:
         return Mode.REPEATABLE
-    return Mode.REVERT if file.is_down else mode
+    return Mode.REVERT if reverts.is_down(file) else mode

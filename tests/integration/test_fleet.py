@@ -245,6 +245,10 @@ def test_fleet_status_marks_a_tenant_whose_own_schema_was_changed_by_hand(
     common = ["--targets", str(targets_file), "--migrations-dir",
               str(project.migrations)]  # fmt: skip
     assert cli.main(["fleet", "migrate", *common]) == 0
+    # A tenant's ledger records its scope: a single-database verify agrees.
+    single = ["verify", "--schema", "t1", "--database-url", database.url,
+              "--migrations-dir", str(project.migrations)]  # fmt: skip
+    assert cli.main(single) == 0
     query(database.url, "ALTER TABLE t2.a ADD COLUMN note text")
     capsys.readouterr()
 
@@ -310,3 +314,36 @@ def test_fleet_lint_stops_every_target_before_any_starts(project, capsys, monkey
     assert "003-i.sql:1:1: error index-not-concurrent" in out
     assert "1 lint error in the migrations, so no target was started" in err
     assert query(project.db_url, "SELECT to_regclass('a')") == [(None,)]
+
+
+def test_fleet_resume_runs_targets_added_since_and_refuses_changed_migrations(
+    project, capsys, monkeypatch
+):
+    monkeypatch.chdir(project.root)
+    project.write(FILES)
+    api.lock(project.settings)
+    fleet = project.root / "fleet.toml"
+    fleet.write_text(
+        f'[[target]]\nname = "one"\nurl = "{project.db_url}"\n'
+        f'[[target]]\nname = "dead"\nurl = "{UNREACHABLE}"\n'
+    )
+    common = ["--json", "--migrations-dir", str(project.migrations)]
+    assert cli.main(["fleet", "migrate", *common]) == 9
+    capsys.readouterr()
+    fleet.write_text(  # the dead one removed, another added
+        f'[[target]]\nname = "one"\nurl = "{project.db_url}"\n'
+        f'[[target]]\nname = "two"\nurl = "{project.db_url}"\n'
+    )
+
+    code = cli.main(["fleet", "migrate", "--resume", "last", *common])
+
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [(t["name"], t["status"]) for t in document["targets"]] == [
+        ("one", "migrated"),  # from the first run
+        ("two", "up to date"),  # added since: run now
+    ]
+    project.write(LATER)
+    api.lock(project.settings)
+    assert cli.main(["fleet", "migrate", "--resume", "last", *common]) == 2
+    assert "chain.lock changed since fleet run" in capsys.readouterr().err

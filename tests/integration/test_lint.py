@@ -191,3 +191,14 @@ def test_noop_migrate_imports_neither_parser_nor_catalog_when_nothing_is_pending
     )
 
     assert done.stdout.strip() == "[]"
+
+
+def test_lint_pending_includes_a_changed_repeatable_file_as_migrate_does(project):
+    project.write({BIG: ORDERS})
+    api.apply(project.target)
+    project.write({"002-functions/R-idx.sql": "CREATE INDEX o_i ON orders (id);\n"})
+
+    report = verb.lint(project.settings)
+
+    assert report.files == 1
+    assert [f.rule for f in report.shown] == ["index-not-concurrent"]

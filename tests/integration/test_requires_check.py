@@ -150,3 +150,64 @@ def test_apply_refuses_bad_directive_before_applying(project, line, words):
 
     assert str(caught.value).startswith(f"001-schema/001-users.sql:1: {words}")
     assert project.query("SELECT to_regclass('users')") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "CREATE TABLE later (id int);\n",  # in the file's transaction
+        "CREATE INDEX CONCURRENTLY users_e ON users (email);\n",  # no transaction
+    ],
+)
+def test_a_check_only_looks_and_its_writes_are_refused_with_nothing_left(project, body):
+    project.write({"001-schema/001-users.sql": USERS})
+    api.apply(project.target)
+    project.write(
+        {
+            "001-schema/002-x.sql": "-- chainops:check=SELECT true FROM"
+            " (SELECT 1) s; CREATE TABLE leaked (id int)\n" + body
+        }
+    )
+
+    with pytest.raises(MigrationFailed) as caught:
+        api.apply(project.target)
+
+    assert "cannot execute CREATE TABLE in a read-only transaction" in str(caught.value)
+    assert project.query("SELECT to_regclass('leaked')") == [(None,)]
+    assert blocks(project) == [1001]
+
+
+def test_a_repeatable_files_requirement_is_checked_too(project):
+    project.write(
+        {
+            "001-schema/001-users.sql": USERS,
+            "002-functions/R-n.sql": "-- chainops:requires=1099\n"
+            "CREATE OR REPLACE VIEW n AS SELECT count(*) FROM users;\n",
+        }
+    )
+
+    with pytest.raises(RequirementNotApplied) as caught:
+        api.apply(project.target)
+
+    assert "002-functions/R-n.sql:1: requires #1099, which names no migration" in str(
+        caught.value
+    )
+    assert project.query("SELECT to_regclass('users')") == [(None,)]
+
+
+def test_requiring_a_repeatable_migration_is_refused_on_any_database(project):
+    files = {
+        "001-schema/001-users.sql": USERS,
+        "002-functions/R-n.sql": "CREATE OR REPLACE VIEW n AS SELECT 1;\n",
+    }
+    project.write(files)
+    api.apply(project.target)  # the repeatable is applied here
+    project.write({"003-seed/001-x.sql": "-- chainops:requires=002-functions/R-n.sql\n"
+                   "SELECT 1;\n"})  # fmt: skip
+
+    with pytest.raises(RequirementNotApplied) as caught:
+        api.apply(project.target)
+
+    assert "a repeatable migration, which runs after every numbered one" in str(
+        caught.value
+    )

@@ -42,6 +42,18 @@ def test_apply_commits_file_when_its_verify_script_holds(project):
         ("SELECT 1;\nSELECT false, 'x';\n", "2:1", "returned false: SELECT false, 'x'"),
         ("SELECT 1;\n  SELECT nope FROM users;\n", "2:10", 'column "nope" does not'),
         ("SELECT 1/0;\n", "1:1", "division by zero"),
+        # A verify script only looks: it is not in the block hash, so a change made
+        # there would be in no block. Writes are refused, not committed.
+        (
+            "SELECT 1;\nCREATE INDEX users_x ON users (id);\n",
+            "2:1",
+            "cannot execute CREATE INDEX in a read-only transaction",
+        ),
+        (
+            "DELETE FROM users;\n",
+            "1:1",
+            "cannot execute DELETE in a read-only transaction",
+        ),
     ],
 )
 def test_apply_rolls_file_back_and_records_which_check_failed(

@@ -69,10 +69,10 @@ class Lines:
 
 
 @contextmanager
-def watching_lines(project) -> Iterator[Lines]:
+def watching_lines(project, delay: float = DELAY) -> Iterator[Lines]:
     """A watcher running on its own thread, as `chainops watch` runs it."""
     lines = Lines()
-    with Watcher(project.settings, lines.say, delay=DELAY, hold=TIMEOUT) as watcher:
+    with Watcher(project.settings, lines.say, delay=delay, hold=TIMEOUT) as watcher:
         thread = threading.Thread(target=watcher.run, name="test-watcher")
         thread.start()
         try:
@@ -119,6 +119,41 @@ def test_watch_applies_new_file_when_written(project, watching):
     assert line.endswith(" ms)")
     assert blocks(project) == [("001-schema/001-a.sql", hash_text(TABLE_A))]
     assert tables(project) == {"a"}
+
+
+def test_watch_applies_a_file_once_its_writer_closes_it_without_the_quiet_period(
+    project,
+):
+    # A quiet period far longer than the wait: only the close can trigger the apply
+    # (inotify reports closes on Linux, where the tests run). The folder exists
+    # first: files found in a folder created meanwhile come with no close.
+    (project.migrations / "001-schema").mkdir()
+    with watching_lines(project, delay=10 * TIMEOUT) as watching:
+        mark = watching.mark()
+        project.write({"001-schema/001-a.sql": TABLE_A})
+
+        watching.starting("✓ applied #1001 001-a.sql (", mark)
+
+    assert tables(project) == {"a"}
+
+
+def test_watch_applies_the_whole_file_when_its_writer_closes_and_appends_at_once(
+    project, watching
+):
+    # A shell's `> f` then `>> f`: the first close is not the end of the file.
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    watching.starting("✓ applied #1001")
+    path = project.migrations / "001-schema/002-two.sql"
+    path.write_text("CREATE TABLE w1 (id int);\n")
+    with path.open("a") as out:
+        out.write("CREATE TABLE w2 (id int);\n")
+
+    watching.starting("✓ applied #1002 002-two.sql (")
+
+    assert blocks(project)[1] == (
+        "001-schema/002-two.sql",
+        hash_text("CREATE TABLE w1 (id int);\nCREATE TABLE w2 (id int);\n"),
+    )
 
 
 def test_watch_prints_a_saved_files_lint_findings_then_applies_it(project, watching):

@@ -38,6 +38,8 @@ FILES = {
     "001-schema/003-orders.sql": "CREATE TABLE orders (id int PRIMARY KEY);\n",
     "001-schema/004-index.sql": "CREATE INDEX CONCURRENTLY notes_v ON notes (v);\n",
     "001-schema/005-prices.sql": "CREATE TABLE prices (id int PRIMARY KEY);\n",
+    "002-functions/R-count.sql": "CREATE OR REPLACE FUNCTION n_users() RETURNS bigint"
+    " LANGUAGE sql AS 'SELECT count(*) FROM users';\n",  # a repeatable block
 }
 PENDING = {"002-functions/001-total.sql": "SELECT 1/0;\n"}  # fails once, then fixed
 FIXED = {"002-functions/001-total.sql": "CREATE TABLE totals (id int);\n"}
@@ -99,8 +101,9 @@ def _admin(server: Server) -> psycopg.Connection:
 @pytest.fixture(scope="module")
 def base(pg_server: Server, tmp_path_factory) -> Iterator[Base]:
     """A ledger with every mode: 2 baselined, 1 transaction, 1 no-transaction,
-    1 drift and 1 transaction block, a failed attempt, then the file fixed. The
-    second run stops early (its newest block seals nothing); the head is sealed."""
+    1 drift, 1 transaction and 1 repeatable block, a failed attempt, then the file
+    fixed. The second run stops early (its newest block seals nothing); the head
+    is sealed."""
     root: Path = tmp_path_factory.mktemp("mutations")
     (root / "pyproject.toml").write_text('[project]\nname = "m"\n')
     migrations = root / "migrations"
@@ -136,11 +139,11 @@ def base(pg_server: Server, tmp_path_factory) -> Iterator[Base]:
     ]
     assert sorted(modes) == sorted(
         ["baseline", "baseline", "transaction", "no-transaction", "drift",
-         "transaction"]
+         "transaction", "repeatable"]
     )  # fmt: skip
     sealed = _rows(where, f"SELECT sealed_schema IS NOT NULL FROM {LEDGER}"
                           " WHERE height IS NOT NULL ORDER BY height")  # fmt: skip
-    assert [s for (s,) in sealed] == [False, True, False, False, True, True]
+    assert [s for (s,) in sealed] == [False, True, False, False, True, False, True]
     assert api.verify(where).ok
     try:
         yield base

@@ -63,6 +63,15 @@ def test_tenants_found_by_a_query_become_one_target_each(tmp_path):
     assert asked == [(URL, "SELECT nspname FROM x")]
 
 
+def test_a_tenants_query_returning_null_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="returned a NULL or empty name"):
+        targets_from(
+            tmp_path,
+            f'[[tenants]]\nurl = "{URL}"\nschemas_query = "SELECT NULL"\n',
+            query=lambda _url, _sql: [("t1",), ("",)],
+        )
+
+
 def test_a_catalog_query_lists_targets_with_their_urls(tmp_path):
     def query(url: str, sql: str) -> list[tuple[str, ...]]:
         assert (url, sql) == (URL, "SELECT name, url FROM tenants")
@@ -94,6 +103,7 @@ def test_a_catalog_query_lists_targets_with_their_urls(tmp_path):
         ("", "lists no targets"),
         (f'[[tenants]]\nurl = "{URL}"\n', "either schemas"),
         (f'[[catalog]]\nurl = "{URL}"\n', "the query that returns name, url"),
+        ('[[target]]\nname = "a"\nurl_env = 3\n', "url_env must name"),
     ],
 )
 def test_targets_file_mistakes_are_one_line_naming_the_entry(tmp_path, text, says):
@@ -151,9 +161,18 @@ def test_merge_puts_the_rerun_targets_outcomes_in_their_place():
     run = record.RunRecord("r", "now", "", "fleet.toml", outcomes())
     fixed = Outcome("b", "migrated", applied=5, height=5, migrations=5)
 
-    merged = record.merge(run, [fixed])
+    merged = record.merge(run, [fixed], ["a", "b", "c"])
 
     assert [o.status for o in merged] == ["migrated", "migrated", "up to date"]
+
+
+def test_merge_drops_targets_no_longer_listed_and_adds_new_ones_last():
+    run = record.RunRecord("r", "now", "", "fleet.toml", outcomes())
+    added = Outcome("d", "migrated", applied=5, height=5, migrations=5)
+
+    merged = record.merge(run, [added], ["a", "c", "d"])
+
+    assert [o.name for o in merged] == ["a", "c", "d"]
 
 
 def test_junit_has_one_case_per_target_and_a_failure_with_its_line():
@@ -189,6 +208,7 @@ def test_state_lines_say_where_the_healthy_targets_are():
         (["migrate", "--parallel", "0"], "--parallel and --per-server must be 1"),
         (["status", "--per-server", "-1"], "--parallel and --per-server must be 1"),
         (["migrate", "--max-failures", "2"], "--max-failures is a ratio"),
+        (["migrate", "--canary", "-1"], "--canary is a number of targets"),
         (["verify", "--format", "xml"], "--format xml is unknown"),
         (["migrate", "--database-url", URL], "not --database-url"),
         (["migrate", "--resume", "nope"], "no fleet run nope"),

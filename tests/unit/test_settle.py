@@ -83,7 +83,7 @@ def test_note_counts_rename_into_place_as_write_when_saved_atomically():
         FileMovedEvent(at("001-s/.005-x.sql.tmp"), at("001-s/005-x.sql")), now=0.1
     )
 
-    assert settle.due() == pytest.approx(0.1 + settle.delay)
+    assert settle.due() == pytest.approx(0.1 + settle.after_close)  # renamed into place
     assert settle.take() == {"001-s/005-x.sql"}
 
 
@@ -110,7 +110,7 @@ def test_due_moves_with_each_write_when_file_written_in_bursts():
     assert settle.due() is None
 
 
-def test_due_waits_for_close_when_writer_keeps_file_open():
+def test_due_waits_for_close_then_settles_at_once_when_writer_keeps_file_open():
     settle = Settle(ROOT, delay=0.3, hold=5.0, tracks_close=True)
 
     settle.note(FileCreatedEvent(at("001-s/005-x.sql")), now=0.0)
@@ -118,7 +118,7 @@ def test_due_waits_for_close_when_writer_keeps_file_open():
     assert settle.due() == pytest.approx(5.1)
 
     settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=2.0)
-    assert settle.due() == pytest.approx(2.3)
+    assert settle.due() == pytest.approx(2.0 + settle.after_close)  # writer is done
 
 
 @pytest.mark.parametrize(
@@ -152,3 +152,57 @@ def test_due_waits_no_close_when_file_found_in_new_folder(synthetic):
     settle.note(FileCreatedEvent(at("004-v/001-x.sql"), is_synthetic=synthetic), 0.0)
 
     assert settle.due() == pytest.approx(0.3)
+
+
+def test_due_keeps_the_quiet_period_until_every_touched_file_was_closed():
+    settle = Settle(ROOT, delay=0.3, tracks_close=True)
+    settle.note(FileModifiedEvent(at("001-s/005-x.sql")), now=0.0)
+    settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=0.1)
+    settle.note(FileCreatedEvent(at("002-f/001-y.sql")), now=0.2)  # found, no close
+
+    assert settle.due() == pytest.approx(0.5)
+
+    settle.note(FileClosedEvent(at("002-f/001-y.sql")), now=0.4)
+
+    assert settle.due() == pytest.approx(0.4 + settle.after_close)
+
+
+def test_closed_files_remember_when_until_written_again():
+    settle = Settle(ROOT, tracks_close=True)
+    settle.note(FileModifiedEvent(at("001-s/005-x.sql")), now=0.0, wall=100.0)
+    settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=0.1, wall=100.1)
+    assert settle.closed == {"001-s/005-x.sql": 100.1}
+
+    settle.note(FileModifiedEvent(at("001-s/005-x.sql")), now=0.2, wall=100.2)
+
+    assert settle.closed == {}
+
+
+def test_moving_a_file_away_is_no_close_of_it():
+    settle = Settle(ROOT, delay=0.3, tracks_close=True)
+    settle.note(FileMovedEvent(at("001-s/005-x.sql"), at("001-s/005-x.sql~")), now=1.0)
+
+    assert settle.closed == {}
+    assert settle.due() == pytest.approx(1.3)
+
+
+def test_due_keeps_the_quiet_period_when_the_observer_reports_no_close():
+    settle = Settle(ROOT, delay=0.3, tracks_close=False)
+    settle.note(FileModifiedEvent(at("001-s/005-x.sql")), now=0.0)
+    settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=0.1)
+
+    assert settle.due() == pytest.approx(0.4)
+
+
+def test_a_write_after_the_close_waits_again_for_the_writer():
+    # A shell's `>` then `>>`: closed, reopened, written, closed again.
+    settle = Settle(ROOT, delay=0.3, hold=5.0, tracks_close=True)
+    settle.note(FileModifiedEvent(at("001-s/005-x.sql")), now=0.0)
+    settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=0.01)
+    settle.note(FileModifiedEvent(at("001-s/005-x.sql")), now=0.03)  # in the grace
+
+    assert settle.due() == pytest.approx(5.03)  # open for writing again: wait
+
+    settle.note(FileClosedEvent(at("001-s/005-x.sql")), now=0.04)
+
+    assert settle.due() == pytest.approx(0.04 + settle.after_close)

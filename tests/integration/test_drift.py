@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chainops import api
-from chainops.errors import ConfigError, SchemaDrift
+from chainops.errors import ConfigError, MigrationFileError, SchemaDrift
 from chainops.events import DriftFound
 
 TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
@@ -154,3 +154,17 @@ def test_migrate_upgrades_an_older_ledger_and_status_asks_for_it(project, versio
     assert formats == [(1, False), (2, True)]  # old blocks kept, the new one sealed
     project.query("ALTER TABLE b ADD COLUMN note text")
     assert not api.verify(project.target).ok  # drift, from the sealed fingerprint
+
+
+def test_a_file_refused_by_the_parser_stops_the_run_before_drift_is_recorded(project):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.target)
+    project.query("CREATE TABLE by_hand (id int)")
+    project.write({"001-schema/002-b.sql": TABLE_B,
+                   "001-schema/003-meta.sql": "SELECT 1 \\gset\n"})  # fmt: skip
+
+    with pytest.raises(MigrationFileError):
+        api.apply(project.target)
+
+    modes = project.query("SELECT mode FROM blockchain_migrations ORDER BY height")
+    assert modes == [("transaction",)]  # no drift block, and 002 not applied

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chainops import chain, plan, reverts, verify
@@ -47,6 +48,7 @@ from chainops.store.lock import ledger_holder, ledger_lock
 from chainops.store.session import Applier
 
 if TYPE_CHECKING:  # pglast loads only for a file that needs parsing
+    from chainops.source.statements import Plan as Analysis
     from chainops.source.statements import Statement
 
 Emit = Callable[[Event], None]
@@ -166,6 +168,10 @@ def _apply(
     """Apply the planned files under the lock; fingerprint the schema afterwards."""
     from chainops.store import drift  # the catalog code, only when applying
 
+    # Every file that needs parsing is parsed first: one it refuses (a psql
+    # meta-command, a bad verify script) stops the run before drift is recorded
+    # or any file is applied.
+    prepared = [_prepare(step) for step in steps]
     applier = _applier(conn, settings, snapshot)
     scope = snapshot.fingerprint_scope(settings.fingerprint_scope)
     blocks = list(snapshot.blocks)
@@ -187,8 +193,8 @@ def _apply(
     done: list[Applied] = []
     ledger_intact = True
     try:
-        for i, step in enumerate(steps, 1):
-            applied = apply_file(applier, step, blocks, seal=i == len(steps))
+        for i, ready in enumerate(prepared, 1):
+            applied = apply_file(applier, ready, blocks, seal=i == len(steps))
             blocks.append(applied.block)
             done.append(applied)
             emit(applied)
@@ -213,14 +219,20 @@ def _drift(snapshot: LedgerSnapshot) -> int:
     return sum(1 for block in snapshot.blocks if block.is_drift)
 
 
-def apply_file(
-    applier: Applier, step: ApplyFile, blocks: Sequence[Block], *, seal: bool
-) -> Applied:
-    """Send plain SQL as it is; parse only a file that may need to go one by one.
-    `seal`: the run's last file, whose block seals the schema's fingerprint."""
-    file, directives = step.file, step.directives
+@dataclass(frozen=True)
+class _Prepared:
+    """A planned file, parsed if it needs to be: None is plain SQL sent as it is."""
+
+    step: ApplyFile
+    analysis: Analysis | None = None
+    verify: tuple[Script, Sequence[Statement]] | None = None
+
+
+def _prepare(step: ApplyFile) -> _Prepared:
+    """Parse only a file that may need to go one by one, or has a verify script."""
+    file = step.file
     if file.verify_script is None and not scan.needs_parse(file.data):
-        return applier.apply_in_transaction(file, blocks, directives, seal)
+        return _Prepared(step)
     from chainops.source import statements  # pglast, only for a file that needs it
 
     analysis = statements.plan_migration(file.text, file.path)
@@ -234,15 +246,25 @@ def apply_file(
             f"{file.path}: a {kind} is applied in one transaction, and this "
             f"one cannot be ({analysis.reason}); {fix}"
         )
-    verify = _verify_script(file, analysis.transactional)
+    return _Prepared(step, analysis, _verify_script(file, analysis.transactional))
+
+
+def apply_file(
+    applier: Applier, ready: _Prepared, blocks: Sequence[Block], *, seal: bool
+) -> Applied:
+    """Send plain SQL as it is, a parsed file as its analysis says.
+    `seal`: the run's last file, whose block seals the schema's fingerprint."""
+    file, directives, analysis = ready.step.file, ready.step.directives, ready.analysis
+    if analysis is None:
+        return applier.apply_in_transaction(file, blocks, directives, seal)
     if analysis.transactional:
         # COPY … FROM stdin data goes through psycopg's COPY: statement by statement.
         copies = analysis.statements if parts.has_copy(analysis.statements) else ()
         return applier.apply_in_transaction(
-            file, blocks, directives, seal, copies, verify
+            file, blocks, directives, seal, copies, ready.verify
         )
     return applier.apply_statements(
-        file, blocks, analysis.statements, step.attempt, directives, seal
+        file, blocks, analysis.statements, ready.step.attempt, directives, seal
     )
 
 

@@ -34,7 +34,7 @@ from chainops.errors import (
 from chainops.events import Applied, Event
 from chainops.fleet.targets import FleetTarget
 from chainops.model import MigrationFile, Target
-from chainops.store.connection import URL_ADVICE
+from chainops.store.connection import NOT_A_URL, URL_ADVICE
 
 OK = ("migrated", "up to date", "planned")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -71,6 +71,14 @@ class Outcome:
 
 
 Progress = Callable[[Outcome], None]
+
+
+def for_target(message: str, target: FleetTarget) -> str:
+    """A message in a target's words: its URL came from the targets file, not
+    DATABASE_URL; never its password."""
+    message = message.replace(URL_ADVICE, "check the target's URL")
+    message = message.replace(NOT_A_URL, "the target's URL is not a connection string")
+    return redact(message, password_of(target.conninfo))
 
 
 def to_api_target(settings: Settings, target: FleetTarget) -> Target:
@@ -190,12 +198,10 @@ class FleetRun:
         except Exception as err:  # one target's bug must not end the fleet
             line = f"{type(err).__name__}: {err}".splitlines()[0]
             outcome = Outcome(target.name, "failed", "unexpected", message=line)
-        # The target's URL came from the targets file, not DATABASE_URL.
-        message = outcome.message.replace(URL_ADVICE, "check the target's URL")
         outcome = replace(
             outcome,
             seconds=round(time.perf_counter() - started, 3),
-            message=redact(message, password_of(target.conninfo)),
+            message=for_target(outcome.message, target),
         )
         with self._changed:
             self.outcomes[target.name] = outcome

@@ -12,12 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from chainops import api
-from chainops.config import Settings, password_of, redact
+from chainops.config import Settings
 from chainops.errors import ChainopsError
-from chainops.fleet.run import FleetOptions, to_api_target
+from chainops.fleet.run import FleetOptions, for_target, to_api_target
 from chainops.fleet.targets import FleetTarget
 from chainops.model import State
-from chainops.store.connection import URL_ADVICE
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,7 @@ def survey(
             try:
                 return _read(settings, target, verify)
             except ChainopsError as err:
-                line = str(err).splitlines()[0].replace(URL_ADVICE, "check its URL")
-                line = redact(line, password_of(target.conninfo))
+                line = for_target(str(err).splitlines()[0], target)
                 return TargetState(target.name, False, problem=line)
 
     with ThreadPoolExecutor(max_workers=options.parallel) as pool:

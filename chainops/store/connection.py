@@ -34,6 +34,7 @@ _KEEPALIVES = {
 
 
 URL_ADVICE = "check DATABASE_URL in the environment or .env"
+NOT_A_URL = "DATABASE_URL is not a valid connection string"
 
 
 def connect(conninfo: str, purpose: str = "migrate") -> Conn:
@@ -49,7 +50,7 @@ def connect(conninfo: str, purpose: str = "migrate") -> Conn:
         )
     except psycopg.ProgrammingError as err:  # malformed conninfo
         raise CannotConnect(
-            f"DATABASE_URL is not a valid connection string ({_clean(err, conninfo)}); "
+            f"{NOT_A_URL} ({_clean(err, conninfo)}); "
             "use postgresql://user:password@host:port/dbname"
         ) from err
     except psycopg.OperationalError as err:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chainops import api
-from chainops.errors import ConfigError, SchemaDrift
+from chainops.errors import ConfigError, MigrationFileError, SchemaDrift
 from chainops.events import DriftFound
 
 TABLE_A = "CREATE TABLE a (id int PRIMARY KEY);\n"
@@ -185,3 +185,17 @@ def test_migrate_upgrades_a_format_3_ledger_to_repeat_a_number(project):
         " WHERE indexname = 'blockchain_migrations_attempt_number'"
     ) == [(True,)]
     assert api.verify(project.target).ok
+
+
+def test_a_file_refused_by_the_parser_stops_the_run_before_drift_is_recorded(project):
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.target)
+    project.query("CREATE TABLE by_hand (id int)")
+    project.write({"001-schema/002-b.sql": TABLE_B,
+                   "001-schema/003-meta.sql": "SELECT 1 \\gset\n"})  # fmt: skip
+
+    with pytest.raises(MigrationFileError):
+        api.apply(project.target)
+
+    modes = project.query("SELECT mode FROM blockchain_migrations ORDER BY height")
+    assert modes == [("transaction",)]  # no drift block, and 002 not applied

@@ -10,7 +10,7 @@ import pytest
 from chainops import cli
 from chainops.errors import ConfigError
 from chainops.fleet import record, report
-from chainops.fleet.run import FleetOptions, Outcome, order
+from chainops.fleet.run import FleetOptions, Outcome, for_target, order
 from chainops.fleet.survey import TargetState
 from chainops.fleet.targets import FleetTarget, read_targets
 
@@ -228,3 +228,19 @@ def test_fleet_command_mistakes_are_one_line_and_exit_2(
     assert code == 2
     assert len(err) == 1
     assert says in err[0]
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        ("cannot connect to h:1/x: refused; check DATABASE_URL in the environment"
+         " or .env", "cannot connect to h:1/x: refused; check the target's URL"),
+        ("DATABASE_URL is not a valid connection string (bad); use postgresql://…",
+         "the target's URL is not a connection string (bad); use postgresql://…"),
+        ("password s3cret was refused", "password *** was refused"),
+    ],
+)  # fmt: skip
+def test_messages_speak_of_the_target_and_never_show_its_password(message, says):
+    target = FleetTarget("a", "postgresql://app:s3cret@db1/a")
+
+    assert for_target(message, target) == says

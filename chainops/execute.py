@@ -345,6 +345,8 @@ def revert(
         plan.refuse_old_format(snapshot)
         verify.raise_findings(verify.verify(snapshot, files))
         chosen = choose(snapshot)
+        # Every down script parsed (and refused if it must be) before any runs.
+        ready = [_prepare(ApplyFile(reverts.down_file(f))) for _, f in chosen]
         found = drift.detect(conn, schema, snapshot.blocks, settings.fingerprint_scope)
         if found is not None:
             raise SchemaDrift(
@@ -355,9 +357,8 @@ def revert(
         applier = _applier(conn, settings, snapshot)
         blocks, done = list(snapshot.blocks), []
         try:
-            for i, (_, file) in enumerate(chosen, 1):
-                step = ApplyFile(reverts.down_file(file))
-                done.append(apply_file(applier, step, blocks, seal=i == len(chosen)))
+            for i, step in enumerate(ready, 1):
+                done.append(apply_file(applier, step, blocks, seal=i == len(ready)))
                 blocks.append(done[-1].block)
                 emit(done[-1])
         finally:

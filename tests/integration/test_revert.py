@@ -290,3 +290,16 @@ def test_explorer_shows_reverted_blocks_and_the_file_ready_again(applied):
         (FN, "ready: the next inv migrate applies it"),
     ]
     assert doc["ok"]
+
+
+def test_a_down_script_that_cannot_run_in_a_transaction_is_refused_before_any(
+    applied,
+):
+    applied.write({f"{B[:-4]}.down.sql": "DROP INDEX CONCURRENTLY IF EXISTS x;\n"})
+    before = chain(applied)
+
+    with pytest.raises(MigrationFileError, match="a down script is applied in one"):
+        revert_verb.revert(applied.target, last=2)
+
+    assert chain(applied) == before
+    assert has_function(applied)

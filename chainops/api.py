@@ -91,7 +91,7 @@ def load_files(settings: Settings) -> list[MigrationFile]:
     return discover(settings.migrations_dir)
 
 
-def _check_lock(
+def check_lock(
     settings: Settings, files: Sequence[MigrationFile], on_event: OnEvent
 ) -> None:
     """Production applies only locked files; elsewhere a stale lock is a warning
@@ -133,7 +133,7 @@ def apply(
     settings = where.settings
     found = load_files(settings)
     warnings: list[Event] = []
-    _check_lock(settings, found, warnings.append)  # production refuses here
+    check_lock(settings, found, warnings.append)  # production refuses here
     options = Options(allow_out_of_order, resume, dry_run, accept_drift)
     want_backup = settings.is_production if backup is None else backup
     with open_session(where, "migrate") as conn:

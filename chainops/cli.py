@@ -155,9 +155,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from chainops import api, report
 
     if args.json and args.head:
-        raise errors.ConfigError(
-            "--json and --head both choose the output; pass one of them"
-        )
+        raise errors.ConfigError("--json and --head both choose the output; pass one")
     if args.files_only:
         result = api.verify_files(_settings(args))
     else:
@@ -217,13 +215,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     database = api.target(settings, on_event=show)
     try:
         _out(report.apply_summary(api.apply(database, on_event=show)))
-    except (
-        errors.MigrationFileError,
-        errors.MigrationFailed,
-        errors.OutOfOrder,
-    ) as err:
+    except (errors.MigrationFileError, errors.MigrationFailed, errors.OutOfOrder) as e:
         # A pending file's own problem: the watcher takes it up once it is saved.
-        for line in report.error_lines(err, report.use_colour(sys.stderr)):
+        for line in report.error_lines(e, report.use_colour(sys.stderr)):
             _err(redact(line, _secrets()))
         _out("○ starting anyway; fix the file and save it to apply it")
     env = procfile.environment(settings, database.conninfo, os.environ)
@@ -314,6 +308,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
+def cmd_revert(args: argparse.Namespace) -> int:
+    from chainops import revert_verb
+
+    return revert_verb.front(args, lambda show: _target(args, show), _out)
+
+
 def cmd_digest(args: argparse.Namespace) -> int:
     from chainops import api
 
@@ -330,6 +330,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "digest": cmd_digest,
     "migrate": cmd_migrate,
+    "revert": cmd_revert,
     "status": cmd_status,
     "verify": cmd_verify,
     "create": cmd_create,
@@ -361,10 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_command(verb: str, given: dict[str, object], front: str = "inv") -> int:
-    """Run one command with its options by name; errors become one clean line.
-
-    Both front ends end here: `main` with argparse's values, tasks.py with invoke's.
-    """
+    """Run one command with its options by name; errors become one clean line. Both
+    front ends end here: `main` with argparse's values, tasks.py with invoke's."""
     global _front
     # Under `inv dev` (or `chainops dev`) the processes speak as the loop's front end.
     _front = os.environ.get(FRONT_END) or front

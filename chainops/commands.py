@@ -99,6 +99,25 @@ COMMANDS = (
         ),
     ),
     Command(
+        "revert",
+        "migrate.revert",
+        "Undo the newest applied migrations with their down scripts (NNN-x.down.sql), "
+        "each a new block.",
+        (
+            Option(
+                "last", "how many to revert, newest first (default 1)", int, metavar="N"
+            ),
+            Option(
+                "to",
+                "revert every migration numbered above this one, e.g. 1003",
+                int,
+                metavar="NUMBER",
+            ),
+            Option("dry-run", "list what would be reverted; change nothing"),
+            Option("yes", "confirm reverting on a production database"),
+        ),
+    ),
+    Command(
         "status",
         "migrate.status",
         "Show one line per migration: applied, pending or failed, and the chain head.",

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chainops import chain, plan, verify
+from chainops import chain, plan, reverts, verify
 from chainops.config import Settings
 from chainops.errors import (
     LedgerTampered,
@@ -21,6 +21,7 @@ from chainops.errors import (
     LockHeld,
     MigrationFileError,
     PartiallyApplied,
+    SchemaDrift,
     more,
 )
 from chainops.events import (
@@ -235,10 +236,15 @@ def _prepare(step: ApplyFile) -> _Prepared:
     from chainops.source import statements  # pglast, only for a file that needs it
 
     analysis = statements.plan_migration(file.text, file.path)
-    if file.is_repeatable and not analysis.transactional:
+    if (file.is_repeatable or reverts.is_down(file)) and not analysis.transactional:
+        kind, fix = (
+            ("down script", "undo the migration in plain transactional SQL")
+            if reverts.is_down(file)
+            else ("repeatable file", "make it a numbered migration")
+        )
         raise MigrationFileError(
-            f"{file.path}: a repeatable file is applied in one transaction, and this "
-            f"one cannot be ({analysis.reason}); make it a numbered migration"
+            f"{file.path}: a {kind} is applied in one transaction, and this "
+            f"one cannot be ({analysis.reason}); {fix}"
         )
     return _Prepared(step, analysis, _verify_script(file, analysis.transactional))
 
@@ -319,6 +325,46 @@ def baseline(
             done.append(Applied(file, blocks[-1], 0))
             emit(done[-1])
         return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
+
+
+def revert(
+    conn: Conn,
+    settings: Settings,
+    files: Sequence[MigrationFile],
+    choose: Callable[[LedgerSnapshot], Sequence[tuple[Block, MigrationFile]]],
+    emit: Emit,
+) -> ApplyResult:
+    """Under the lock, verify the chain, then apply the down scripts `choose` picks
+    (it refuses what may not be reverted), each in its own transaction with its
+    revert block; the last seals the schema's fingerprint."""
+    from chainops.store import drift
+
+    schema = settings.ledger_schema
+    with _locked(conn, settings, emit):
+        snapshot = ledger.read_snapshot(conn, schema)
+        plan.refuse_old_format(snapshot)
+        verify.raise_findings(verify.verify(snapshot, files))
+        chosen = choose(snapshot)
+        # Every down script parsed (and refused if it must be) before any runs.
+        ready = [_prepare(ApplyFile(reverts.down_file(f))) for _, f in chosen]
+        found = drift.detect(conn, schema, snapshot.blocks, settings.fingerprint_scope)
+        if found is not None:
+            raise SchemaDrift(
+                f"{found.message()}; record it with inv migrate --accept-drift, "
+                "then revert; nothing was reverted",
+                tuple(found.findings()),
+            )
+        applier = _applier(conn, settings, snapshot)
+        blocks, done = list(snapshot.blocks), []
+        try:
+            for i, step in enumerate(ready, 1):
+                done.append(apply_file(applier, step, blocks, seal=i == len(ready)))
+                blocks.append(done[-1].block)
+                emit(done[-1])
+        finally:
+            if done and blocks[-1].sealed_schema is None and is_idle(conn):
+                drift.record(conn, schema, len(blocks), settings.fingerprint_scope)
+    return ApplyResult(tuple(done), chain.head_hash(blocks), len(blocks))
 
 
 def _applier(conn: Conn, settings: Settings, snapshot: LedgerSnapshot) -> Applier:

@@ -13,6 +13,7 @@ from chainops.errors import short
 from chainops.model import (
     BLOCK_FORMAT,
     LEDGER_TABLES,
+    Block,
     Finding,
     FindingKind,
     LedgerSnapshot,
@@ -108,19 +109,18 @@ def _verify_fingerprints(snapshot: LedgerSnapshot) -> list[Finding]:
 
 def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
     """Every block has its history row, and every block the history records exists:
-    a deleted newest block still shows in the history, a forged one has no row."""
-    expected = {
-        b.number: (b.path, b.content_hash, Outcome.of_block(b.mode), b.applied_by,
-                   b.client_host, b.applied_at)
-        for b in snapshot.blocks
-    }  # fmt: skip
+    a deleted newest block still shows in the history, a forged one has no row.
+    Matched as a multiset: a file applied again after a revert has two blocks of
+    one number, and each block takes one matching row."""
+    expected: dict[tuple[object, ...], list[Block]] = {}
+    for b in snapshot.blocks:
+        key = (b.number, b.path, b.content_hash, str(Outcome.of_block(b.mode)),
+               b.applied_by, b.client_host, b.applied_at)  # fmt: skip
+        expected.setdefault(key, []).append(b)
     findings: list[Finding] = []
-    seen: set[int] = set()
     for h in snapshot.history:
-        row = (h.path, h.content_hash, h.outcome, h.applied_by, h.client_host,
-               h.started_at)  # fmt: skip
-        if expected.get(h.number) == row and h.number not in seen:
-            seen.add(h.number)
+        if expected.get(tuple(h)):
+            expected[tuple(h)].pop(0)
             continue
         findings.append(
             _tampered(
@@ -132,12 +132,13 @@ def _verify_history(snapshot: LedgerSnapshot) -> list[Finding]:
         )
     findings += [
         _tampered(
-            f"the ledger: block {path} (#{number}) has no history row; a block was "
-            f"forged or its history deleted, {_RESTORE}",
-            path,
+            f"the ledger: block {b.path} (#{b.number}) has no history row; a block "
+            f"was forged or its history deleted, {_RESTORE}",
+            b.path,
         )
-        for number, (path, *_) in expected.items()
-        if number not in seen
+        for b in sorted(
+            (b for left in expected.values() for b in left), key=lambda b: b.height
+        )
     ]
     return findings
 

@@ -1,8 +1,6 @@
 """The frozen records and enums that cross modules: files, blocks, attempts, the
-ledger snapshot, findings, planned steps, events and results.
-
-No I/O and no logic beyond a property: every layer may import it.
-"""
+ledger snapshot, findings, planned steps, events and results. No I/O and no logic
+beyond a property: every layer may import it."""
 
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ from chainops.config import Settings
 from chainops.errors import more
 
 GENESIS = "0" * 64
-FORMAT_VERSION = 3  # of the ledger tables; store.ledger upgrades older ones
+FORMAT_VERSION = 4  # of the ledger tables; store.ledger upgrades older ones
 BLOCK_FORMAT = 2  # of the blocks chainops writes; 1 did not cover the fingerprint
 # The ledger's tables: blocks and attempts, the append-only history, meta rows.
 LEDGER_TABLES = (
@@ -43,6 +41,7 @@ class Mode(Text):
     BASELINE = "baseline"
     DRIFT = "drift"
     REPEATABLE = "repeatable"  # one version of an R-<name>.sql file
+    REVERT = "revert"  # a down script undoing the newest block of its migration
 
 
 class Status(Text):
@@ -60,6 +59,7 @@ class Outcome(Text):
     FAILED = "failed"
     BASELINED = "baselined"
     DRIFT_ACCEPTED = "drift-accepted"
+    REVERTED = "reverted"  # a revert block: a down script applied
 
     @classmethod
     def of_block(cls, mode: str) -> Outcome:
@@ -68,6 +68,8 @@ class Outcome(Text):
             return cls.BASELINED
         if mode == Mode.DRIFT:
             return cls.DRIFT_ACCEPTED
+        if mode == Mode.REVERT:
+            return cls.REVERTED
         return cls.COMPLETED
 
 
@@ -99,11 +101,12 @@ class State(Text):
     CHANGED = "changed"
     MISSING = "missing"
     REMOVED = "removed"  # a repeatable file deleted; its objects stay
+    REVERTED = "reverted"  # a block undone by a later revert block
 
 
 @dataclass(frozen=True)
 class Script:
-    """A file beside a migration that is not one: its verify script."""
+    """A file beside a migration that is not one: its verify or down script."""
 
     path: str  # 001-schema/005-user-settings.verify.sql
     data: bytes  # normalised like a migration's
@@ -125,6 +128,7 @@ class MigrationFile:
     data: bytes  # normalised UTF-8 (no BOM, LF line ends): the exact SQL applied
     sha256: str
     verify_script: Script | None = None  # NNN-name.verify.sql, run after it
+    down_script: Script | None = None  # NNN-name.down.sql, undoes it (revert)
 
     @property
     def text(self) -> str:
@@ -189,6 +193,10 @@ class Block:
         return self.mode == Mode.REPEATABLE
 
     @property
+    def is_revert(self) -> bool:  # a down script applied, numbered -height
+        return self.mode == Mode.REVERT
+
+    @property
     def filename(self) -> str:
         return self.path.rsplit("/", 1)[-1]
 
@@ -209,11 +217,8 @@ class Attempt:
 
 
 class HistoryRow(NamedTuple):
-    """One row of the append-only history that records a block being appended.
-
-    A named tuple, not a dataclass: every no-op run reads one per block, and 1,000
-    build in 0.4 ms where frozen dataclasses take 1.2 ms (measured on this machine).
-    """
+    """One row of the append-only history that records a block being appended (a
+    named tuple: 1,000 build in 0.4 ms, frozen dataclasses in 1.2 ms)."""
 
     number: int
     path: str
@@ -226,11 +231,9 @@ class HistoryRow(NamedTuple):
 
 @dataclass(frozen=True)
 class LedgerSnapshot:
-    """Everything the ledger tables hold that verification and planning read.
-
-    `tables` are the ledger tables present; `guards` are rules, triggers, policies
-    and row security on them, none of which chainops creates.
-    """
+    """Everything the ledger tables hold that verification and planning read:
+    `tables`, those present; `guards`, rules, triggers, policies and row security on
+    them, none of which chainops creates."""
 
     exists: bool
     blocks: tuple[Block, ...] = ()
@@ -265,8 +268,9 @@ class LedgerSnapshot:
         return int(value) if value is not None and value.isdigit() else None
 
     @property
-    def needs_upgrade(self) -> bool:
-        return self.exists and self.shape_version < FORMAT_VERSION
+    def needs_upgrade(self) -> bool:  # older columns, or constraints (format 3)
+        older = min(self.shape_version, self.format_version or FORMAT_VERSION)
+        return self.exists and older < FORMAT_VERSION
 
     @property
     def head(self) -> str:

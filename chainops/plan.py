@@ -32,6 +32,7 @@ from chainops.model import (
     Status,
 )
 from chainops.results import Entry, Planned
+from chainops.reverts import reverted, standing
 from chainops.source.directives import read_directives
 from chainops.verify import partly_applied
 
@@ -97,7 +98,9 @@ def refuse_unmet_requirements(
 ) -> None:
     """Refuse the run if a step requires a migration that is neither applied nor
     applied earlier in this run: the order is the files' own, never rearranged."""
-    applied = {b.number for b in blocks if not (b.is_drift or b.is_repeatable)}
+    applied = {
+        b.number for b in standing(blocks) if not (b.is_drift or b.is_repeatable)
+    }
     numbered = [f for f in files if not f.is_repeatable]
     by_path = {f.path: f.number for f in numbered} | {
         b.path: b.number for b in blocks if not b.is_repeatable
@@ -208,8 +211,17 @@ def entries(
     }
     problems = {f.path: file_state[f.kind] for f in findings if f.kind in file_state}
     attempts = {a.number: a for a in snapshot.attempts}
+    undone = reverted(snapshot.blocks)
+    number_of = {
+        r.height: b.number for b in snapshot.blocks if (r := undone.get(b.height))
+    }
     found = [
         Entry(b.number, b.path, problems.get(b.path, State.APPLIED), b.applied_at, b)
+        if b.height not in undone and not b.is_revert
+        # A reverted block, and the revert block (numbered as the file it undid).
+        else Entry(
+            number_of.get(b.height, b.number), b.path, State.REVERTED, b.applied_at, b
+        )
         for b in snapshot.blocks
         if not b.is_repeatable
     ] + _repeatable_entries(snapshot, files)
@@ -237,7 +249,7 @@ def _place(blocks: Sequence[Block]) -> Callable[[Entry], tuple[int, int, str]]:
     for block in blocks:
         if block.is_drift:
             after[block.number] = previous
-        elif not block.is_repeatable:
+        elif not (block.is_repeatable or block.is_revert):
             previous = block.number
 
     def key(entry: Entry) -> tuple[int, int, str]:
@@ -245,7 +257,12 @@ def _place(blocks: Sequence[Block]) -> Callable[[Entry], tuple[int, int, str]]:
             return (entry.number + 999, 2, entry.path)
         if entry.number in after:
             return (after[entry.number], 1, f"{-entry.number:09d}")
-        return (entry.number, 0, entry.path)
+        # A reverted file's blocks in chain order, then the file if pending again.
+        return (
+            entry.number,
+            0,
+            f"{entry.block.height if entry.block else 10**9 - 1:09d}",
+        )
 
     return key
 
@@ -281,8 +298,8 @@ def _repeatable_entries(
 def find_pending(
     blocks: Iterable[Block], files: Sequence[MigrationFile]
 ) -> list[MigrationFile]:
-    """Files with no block, in (category, file) order."""
-    applied = {b.number for b in blocks}
+    """Files with no standing block (never applied, or reverted), in order."""
+    applied = {b.number for b in standing(list(blocks))}
     return [f for f in files if f.number not in applied and not f.is_repeatable]
 
 
@@ -291,7 +308,7 @@ def find_out_of_order(
 ) -> list[tuple[MigrationFile, str]]:
     """Pending files numbered below an applied file of their own folder."""
     highest: dict[int, tuple[int, str]] = {}
-    for block in blocks:
+    for block in standing(list(blocks)):
         if block.is_drift or block.is_repeatable:
             continue
         category, index = divmod(block.number, 1000)

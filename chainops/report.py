@@ -57,8 +57,8 @@ def _label(number: int) -> str:
 def event_line(event: Event, colour: bool = False) -> str:
     if isinstance(event, Applied):
         extra = ", no transaction" if event.block.mode == Mode.NO_TRANSACTION else ""
-        if event.block.is_repeatable:
-            extra = f", repeatable, block {event.block.height}"
+        if event.block.is_repeatable or event.block.is_revert:
+            extra = f", {event.block.mode}, block {event.block.height}"
         return (
             f"{_mark(OK, colour)} {_label(event.file.number)} {event.file.filename} "
             f"({event.duration_ms} ms{extra})"
@@ -176,6 +176,11 @@ def status_lines(report: StatusReport, colour: bool = False) -> list[str]:
             symbol, text = PENDING, "pending"
             if e.block is not None:  # a repeatable file changed since this block
                 text += f" (changed since block {e.block.height})"
+        elif e.state == State.REVERTED and e.block is not None:
+            symbol = PENDING
+            text = f"reverted (block {e.block.height})"
+            if e.block.is_revert:
+                text = f"revert, block {e.block.height} {_display_time(e.applied_at)}"
         elif e.state == State.REMOVED and e.block is not None:
             symbol = PENDING
             text = f"removed, its objects stay (last applied in block {e.block.height})"

@@ -32,6 +32,7 @@ from chainops.model import (
     Script,
     Status,
 )
+from chainops.reverts import DOWN_SUFFIX, is_file_block, reverted, standing
 from chainops.source.files import parse_name
 from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock, locked_sources
 from chainops.source.template import template_hash
@@ -104,7 +105,7 @@ def verify_partial(
     snapshot: LedgerSnapshot, files: Sequence[MigrationFile]
 ) -> list[Finding]:
     """Non-transactional files with statements in place but no block yet."""
-    applied = {b.number for b in snapshot.blocks}
+    applied = {b.number for b in standing(snapshot.blocks)}
     paths = {f.number: f.path for f in files}
     return [
         Finding(
@@ -149,7 +150,8 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
     """Check heights, links and hashes: altered, deleted, forged or reordered rows."""
     findings: list[Finding] = []
     previous = GENESIS
-    seen: dict[int, str] = {}
+    seen: dict[int, str] = {}  # standing numbers: a reverted one may come again
+    undone = {r.height: b for b, r in _pairs(blocks)}
     for expected_height, block in enumerate(blocks, start=1):
         where = f"block {block.height} ({block.path})"
         if block.height != expected_height:
@@ -187,11 +189,14 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 )
             )
         key = parse_name(*block.path.split("/", 1)) if "/" in block.path else None
-        # Drift blocks and versions of repeatable files are numbered -height.
-        numbered = not (block.is_drift or block.is_repeatable)
+        # Drift, repeatable and revert blocks are numbered -height.
+        numbered = is_file_block(block)
         number = key and key[0] * 1000 + key[1] if numbered else -block.height
         if key is not None and (key[1] == 0) != block.is_repeatable:
             number = None  # only a repeatable block names an R-<name>.sql file
+        down = block.path.endswith(DOWN_SUFFIX) and not block.is_repeatable
+        if block.is_revert != down or (down and block.height not in undone):
+            number = None  # only a revert block names a down script, and undoes one
         if number != block.number:
             findings.append(
                 Finding(
@@ -211,8 +216,16 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 )
             )
         seen[block.number] = block.path
+        if block.is_revert and (target := undone.get(block.height)) is not None:
+            seen.pop(target.number, None)
         previous = block.block_hash
     return findings
+
+
+def _pairs(blocks: Sequence[Block]) -> list[tuple[Block, Block]]:
+    """(reverted block, revert block) for every revert in the chain."""
+    undone = reverted(blocks)
+    return [(b, undone[b.height]) for b in blocks if b.height in undone]
 
 
 def verify_files(
@@ -222,8 +235,9 @@ def verify_files(
     by_path = {f.path: f for f in files}
     by_number = {f.number: f for f in files}
     findings: list[Finding] = []
-    for block in blocks:
-        if block.is_drift or block.is_repeatable:  # editing a repeatable is no drift
+    # Editing a repeatable file is no drift, nor is editing a reverted one.
+    for block in standing(list(blocks)):
+        if block.is_drift or block.is_repeatable:
             continue
         current = by_path.get(block.path)
         if current is None:
@@ -336,9 +350,10 @@ def verify_lock_ledger(
     locked = lock.hashes()
     current = {f.path: f.sha256 for f in files}
     findings: list[Finding] = []
-    for b in blocks:
+    for b in standing(list(blocks)):
         # A drift block records no file; a repeatable file's older versions differ
-        # from the lock by design (its file is held to the lock by verify_lock).
+        # from the lock by design (its file is held to the lock by verify_lock),
+        # as do reverted versions and down scripts.
         if b.is_drift or b.is_repeatable:
             continue
         where = f"the ledger: block {b.height} ({b.path})"

@@ -11,6 +11,7 @@ from datetime import timezone
 from chainops.errors import ChainopsError, MigrationFileError, short
 from chainops.model import Block, Finding, FindingKind, MigrationFile, State
 from chainops.results import Entry, StatusReport
+from chainops.reverts import standing
 from chainops.source.statements import EmptyMigration, check_syntax
 
 # Topics of messages that concern no single file; "!" starts no migration path.
@@ -108,7 +109,10 @@ class Decider:
                 )
             return Decision(tuple(out))
         self._said.pop(_CHAIN, None)
-        blocks = [e.block for e in status.entries if e.block is not None]
+        blocks = sorted(
+            (e.block for e in status.entries if e.block is not None),
+            key=lambda b: b.height,  # chain order: a revert follows what it undid
+        )
         by_path = {f.path: f for f in files}
         ready: list[MigrationFile] = []
         held: str | None = None  # the first file that cannot be applied yet
@@ -136,7 +140,8 @@ class Decider:
                 ready.append(file)
         chosen = {f.path for f in ready}
         # A repeatable file is applied as the version its newest block holds.
-        applied = {(b.path, b.content_hash if b.is_repeatable else "") for b in blocks}
+        live = standing(blocks)  # a reverted file is pending again
+        applied = {(b.path, b.content_hash if b.is_repeatable else "") for b in live}
         snapshot = tuple(
             f
             for f in files
@@ -249,7 +254,7 @@ def _applied_above(blocks: Sequence[Block], file: MigrationFile) -> Block | None
         return None
     above = [
         b
-        for b in blocks
+        for b in standing(blocks)
         if b.number // 1000 == file.category_index and b.number > file.number
     ]
     return max(above, key=lambda b: b.number) if above else None

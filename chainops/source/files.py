@@ -23,6 +23,7 @@ HASH_ALGORITHM = "sha256-lf"
 CATEGORY_RE = re.compile(r"^([0-9]{3})-([a-z0-9][a-z0-9_-]*)\Z")
 FILE_RE = re.compile(r"^([0-9]{3})-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
 VERIFY_SUFFIX = ".verify.sql"  # 004-x.verify.sql checks 004-x.sql
+DOWN_SUFFIX = ".down.sql"  # 004-x.down.sql undoes 004-x.sql (revert)
 # A repeatable file: applied after the numbered ones, again whenever it changes.
 REPEATABLE_RE = re.compile(r"^R-([A-Za-z0-9][A-Za-z0-9_.-]*)\.sql\Z")
 RESERVED_TOP_LEVEL = {
@@ -209,6 +210,7 @@ def _discover_category(
 ) -> list[MigrationFile]:
     by_index: dict[int, MigrationFile] = {}
     scripts: dict[str, Script] = {}  # by the name of the migration they verify
+    downs: dict[str, Script] = {}  # by the name of the migration they undo
     repeatable: list[MigrationFile] = []  # in name order, after the numbered files
     for entry in _entries(folder):
         name = entry.name
@@ -230,9 +232,11 @@ def _discover_category(
             continue
         _check_file_name(rel, name)
         index = int(name[:3])
-        if name.endswith(VERIFY_SUFFIX):
+        suffix = next((s for s in (VERIFY_SUFFIX, DOWN_SUFFIX) if name.endswith(s)), "")
+        if suffix:
             read = read_migration(entry.path, rel, category_index, index)
-            scripts[name.removesuffix(VERIFY_SUFFIX) + ".sql"] = Script(
+            found = scripts if suffix == VERIFY_SUFFIX else downs
+            found[name.removesuffix(suffix) + ".sql"] = Script(
                 read.path, read.data, read.sha256
             )
             continue
@@ -252,6 +256,15 @@ def _discover_category(
             )
         file = by_name[name]
         by_index[file.index] = replace(file, verify_script=verify)
+    for name, down in downs.items():
+        if name not in by_name:
+            raise _reject(
+                down.path,
+                f"has no migration {category}/{name} beside it; name a down script "
+                "after its migration (NNN-name.down.sql for NNN-name.sql)",
+            )
+        file = by_index[by_name[name].index]
+        by_index[file.index] = replace(file, down_script=down)
     return [by_index[i] for i in sorted(by_index)] + repeatable
 
 

@@ -76,12 +76,11 @@ def _lock(entries: Iterable[Entry]) -> Lock:
 
 
 def locked_sources(files: Iterable[MigrationFile]) -> list[MigrationFile | Script]:
-    """Everything the lock lists: each migration, then its verify script if any."""
+    """Everything the lock lists: each migration, then its verify and down scripts."""
     found: list[MigrationFile | Script] = []
     for file in files:
         found.append(file)
-        if file.verify_script is not None:
-            found.append(file.verify_script)
+        found += [s for s in (file.verify_script, file.down_script) if s is not None]
     return found
 
 

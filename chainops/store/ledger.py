@@ -1,8 +1,6 @@
-"""Everything about the `blockchain_migrations` tables; all ledger SQL lives here.
-
-The ledger is a table of blocks (one per applied file), an append-only history of
-every attempt, and a metadata table carrying the ledger's own format version.
-"""
+"""Everything about the `blockchain_migrations` tables; all ledger SQL lives here:
+a table of blocks (one per applied file), an append-only history of every attempt,
+and a metadata table carrying the ledger's own format version."""
 
 from __future__ import annotations
 
@@ -72,11 +70,9 @@ def _time(text: str) -> datetime:
 
 
 def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
-    """Read the ledger tables whole, and what guards them, in one round trip.
-
-    A ledger missing in part reads as the tables that remain, for verify to judge;
-    one that another run created meanwhile is read again.
-    """
+    """Read the ledger tables whole, and what guards them, in one round trip. A
+    ledger missing in part reads as the tables that remain, for verify to judge;
+    one that another run created meanwhile is read again."""
     guards = sql.SQL(_GUARDS).format(
         schema_name=sql.Literal(schema), tables=sql.Literal(list(TABLES))
     )
@@ -216,8 +212,11 @@ def _read_version(conn: Conn, schema: str) -> int:
     return int(str(row[0])) if row else 1
 
 
+_ATTEMPT_INDEX = """
+CREATE UNIQUE INDEX IF NOT EXISTS blockchain_migrations_attempt_number
+ON {ledger} (migration_number) WHERE status <> 'completed';"""  # attempts: 1 per number
 # Each entry upgrades the ledger from that format to the next; blocks are never
-# reinterpreted, only new columns are added.
+# reinterpreted, only columns added (or, 3 to 4, a number let repeat among blocks).
 _UPGRADES = {
     1: "ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS schema_hash char(64),"
     " ADD COLUMN IF NOT EXISTS schema_snapshot bytea,"
@@ -225,6 +224,8 @@ _UPGRADES = {
     # Blocks written from now on seal the fingerprint; the older ones keep format 1.
     2: "ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS block_format smallint"
     " NOT NULL DEFAULT 1, ADD COLUMN IF NOT EXISTS sealed_schema char(64)",
+    3: "ALTER TABLE {ledger} DROP CONSTRAINT IF EXISTS"
+    " blockchain_migrations_migration_number_key; " + _ATTEMPT_INDEX,
 }
 
 
@@ -248,7 +249,7 @@ CREATE TABLE IF NOT EXISTS {meta} (
 );
 CREATE TABLE IF NOT EXISTS {ledger} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    migration_number integer NOT NULL UNIQUE,
+    migration_number integer NOT NULL,
     filename varchar(255) NOT NULL,
     path text NOT NULL,
     hash char(64) NOT NULL,
@@ -302,8 +303,8 @@ def create(conn: Conn, schema: str, scope: str | None = None) -> None:
     found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
     if found.fetchone() is None:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(tables["schema"]))
-    query = sql.SQL(_CREATE).format(version=sql.Literal(str(FORMAT_VERSION)), **tables)
-    conn.execute(query)
+    version = sql.Literal(str(FORMAT_VERSION))
+    conn.execute(sql.SQL(_CREATE + _ATTEMPT_INDEX).format(version=version, **tables))
     if scope is not None:
         conn.execute(
             sql.SQL(
@@ -357,10 +358,8 @@ def read_progress(conn: Conn, schema: str, number: int) -> tuple[str, int] | Non
 def mark_environment(schema: str, environment: str) -> sql.Composed:
     """SQL that records which environment migrates this database; production is
     never downgraded. Sent with a block, so only a ledger that holds one is marked.
-
     Like Rails' ar_internal_metadata: destructive commands trust the database's own
-    marker over whatever the local configuration claims.
-    """
+    marker over whatever the local configuration claims."""
     return sql.SQL(
         "INSERT INTO {meta} AS m (key, value) VALUES ('environment', {env})"
         " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"

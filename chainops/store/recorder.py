@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from chainops import __version__, chain
+from chainops import __version__, chain, reverts
 from chainops.model import Block, MigrationFile, Mode, Outcome, Status
 from chainops.source.files import HASH_ALGORITHM
 from chainops.store import ledger
@@ -106,8 +106,8 @@ class Recorder:
     def _row(
         self, file: MigrationFile, started: datetime, mode: str, ms: int | None
     ) -> Row:
-        if file.is_repeatable:
-            number, mode = -self.next_height, Mode.REPEATABLE
+        if file.is_repeatable or reverts.is_down(file):
+            number, mode = -self.next_height, _mode_of(file, mode)
         else:
             number = file.number
         return self._row_of(number, file.path, file.sha256, started, mode, ms)
@@ -126,17 +126,17 @@ class Recorder:
         mode: str,
         sealed: str | None = None,
     ) -> Block:
-        repeatable = file.is_repeatable
+        own = file.is_repeatable or reverts.is_down(file)  # numbered -height
         return chain.build_block(
             blocks,
-            number=-(len(blocks) + 1) if repeatable else file.number,
+            number=-(len(blocks) + 1) if own else file.number,
             path=file.path,
             content_hash=file.sha256,
             hash_algorithm=HASH_ALGORITHM,
             applied_at=started,
             applied_by=self.user,
             client_host=self.host,
-            mode=Mode.REPEATABLE if repeatable else mode,
+            mode=_mode_of(file, mode),
             sealed_schema=sealed,
         )
 
@@ -145,3 +145,10 @@ class Recorder:
         the block's transaction."""
         self.conn.execute((b"BEGIN;" if begin else b"") + self._mark + query)
         self._mark = b""
+
+
+def _mode_of(file: MigrationFile, mode: str) -> str:
+    """A repeatable file's version, or a down script's revert, is its own mode."""
+    if file.is_repeatable:
+        return Mode.REPEATABLE
+    return Mode.REVERT if reverts.is_down(file) else mode

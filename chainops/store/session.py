@@ -33,6 +33,7 @@ from chainops.model import (
     Directives,
     MigrationFile,
     Mode,
+    Outcome,
     Script,
     Status,
 )
@@ -144,9 +145,9 @@ class Applier(Recorder):
             if self.conn.info.encoding != "utf-8":  # the file changed it; the ledger
                 self.conn.execute(b"SET LOCAL client_encoding = 'UTF8'")  # SQL is UTF-8
             block = self._block(file, blocks, started, Mode.TRANSACTION, sealed)
-            record = self._writer.write(
-                row, status=Status.COMPLETED, block=block, schema_snapshot=snapshot
-            )
+            outcome = Outcome.of_block(block.mode)  # a revert block's: reverted
+            record = self._writer.write(row, status=Status.COMPLETED, block=block,
+                outcome=outcome, schema_snapshot=snapshot)  # fmt: skip
             self._send_block(record + b"\nCOMMIT;" + self._reset)
         except KeyboardInterrupt:
             self._rollback_open_transaction()

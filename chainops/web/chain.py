@@ -135,7 +135,12 @@ def _reasons(
     pending: list[dict[str, Any]],
 ) -> None:
     """Say why each pending file waits, in place."""
-    applied = [b for b in blocks if b["mode"] not in (Mode.DRIFT, Mode.BASELINE)]
+    applied = [
+        b
+        for b in blocks
+        if b["mode"] not in (Mode.DRIFT, Mode.BASELINE)
+        and b["state"] != State.REVERTED  # a reverted block, or a revert block
+    ]
     top = max(applied, key=lambda b: b["number"], default=None)
     blocked: dict[str, Any] | None = None
     for item in pending:

@@ -145,7 +145,7 @@ def test_migrate_upgrades_an_older_ledger_and_status_asks_for_it(project, versio
     version = project.query(
         "SELECT value FROM blockchain_migrations_meta WHERE key = 'format_version'"
     )
-    assert version == [("3",)]
+    assert version == [("4",)]
     assert api.verify(project.target).ok
     formats = project.query(
         "SELECT block_format, sealed_schema IS NOT NULL FROM blockchain_migrations"
@@ -154,6 +154,37 @@ def test_migrate_upgrades_an_older_ledger_and_status_asks_for_it(project, versio
     assert formats == [(1, False), (2, True)]  # old blocks kept, the new one sealed
     project.query("ALTER TABLE b ADD COLUMN note text")
     assert not api.verify(project.target).ok  # drift, from the sealed fingerprint
+
+
+def test_migrate_upgrades_a_format_3_ledger_to_repeat_a_number(project):
+    """Format 4 drops the unique migration_number: a reverted file applied again
+    has a second block of its number; attempts stay unique per number."""
+    project.write({"001-schema/001-a.sql": TABLE_A})
+    api.apply(project.target)
+    project.query(
+        "DROP INDEX blockchain_migrations_attempt_number;"
+        " ALTER TABLE blockchain_migrations ADD CONSTRAINT"
+        " blockchain_migrations_migration_number_key UNIQUE (migration_number);"
+        " UPDATE blockchain_migrations_meta SET value = '3'"
+        " WHERE key = 'format_version'"
+    )
+    with pytest.raises(ConfigError, match="run inv migrate once to upgrade it"):
+        api.status(project.target)
+    project.write({"001-schema/002-b.sql": TABLE_B})
+    api.apply(project.target)
+    constraints = project.query(
+        "SELECT conname FROM pg_constraint WHERE conrelid ="
+        " 'blockchain_migrations'::regclass AND contype = 'u'"
+    )
+    assert sorted(str(c[0]) for c in constraints) == [
+        "blockchain_migrations_block_hash_key",
+        "blockchain_migrations_height_key",
+    ]
+    assert project.query(
+        "SELECT indexdef LIKE '%WHERE%' FROM pg_indexes"
+        " WHERE indexname = 'blockchain_migrations_attempt_number'"
+    ) == [(True,)]
+    assert api.verify(project.target).ok
 
 
 def test_a_file_refused_by_the_parser_stops_the_run_before_drift_is_recorded(project):

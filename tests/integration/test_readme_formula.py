@@ -1,6 +1,7 @@
 """An outsider recomputes every block from the README alone: its snippet, run as
 printed, against a ledger holding every mode (two versions of a repeatable file
-among them) and both block formats, in another schema and time zone."""
+among them, and a revert with its file applied again) and both block formats, in
+another schema and time zone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 
 from psycopg import sql
 
-from chainops import api
+from chainops import api, revert_verb
 from tests.fixtures.postgres import REPO
 
 
@@ -50,6 +51,9 @@ def test_readme_snippet_recomputes_every_mode_and_format_in_any_schema(project):
         }
     )
     api.apply(where)  # COPY data and a verify script: a transaction block
+    project.write({"003-seed/001-rows.down.sql": "DROP TABLE r;\n"})
+    revert_verb.revert(where)  # a revert block
+    api.apply(where)  # the reverted file applied again: its number's second block
     dbname = str(project.query("SELECT current_database()")[0][0])
     project.query(
         sql.SQL("ALTER DATABASE {} SET timezone = 'Pacific/Chatham'")
@@ -67,6 +71,8 @@ def test_readme_snippet_recomputes_every_mode_and_format_in_any_schema(project):
         ("no-transaction", 2, True),  # its run's newest block
         ("repeatable", 2, True),
         ("repeatable", 2, True),
+        ("transaction", 2, True),
+        ("revert", 2, True),
         ("transaction", 2, True),
     ]
 

@@ -239,8 +239,9 @@ def verify_lines(report: VerifyReport, colour: bool = False) -> list[str]:
         if report.ok:
             lock = " and chain.lock" if report.lock_head else ""
             return [
-                f"{_mark(OK, colour)} Chain intact: {report.height} blocks verified "
-                f"against {report.files} files{lock}; head {short(report.head)}"
+                f"{_mark(OK, colour)} Chain intact: {_count(report.height, 'block')} "
+                f"verified against {_files(report.files)}{lock}; "
+                f"head {short(report.head)}"
             ]
     n = len(report.findings)
     return [
@@ -250,7 +251,11 @@ def verify_lines(report: VerifyReport, colour: bool = False) -> list[str]:
 
 
 def _files(n: int) -> str:
-    return f"{n} file{'s' if n != 1 else ''}"
+    return _count(n, "file")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def head_line(report: VerifyReport) -> str:

@@ -296,6 +296,14 @@ def test_verify_lines_say_chain_intact_when_there_are_no_findings():
     ]
 
 
+def test_verify_lines_count_one_block_and_one_file_in_the_singular():
+    lines = report.verify_lines(VerifyReport((), HEAD, 1, 1))
+
+    assert lines == [
+        "✓ Chain intact: 1 block verified against 1 file; head 3fa9c2d17b04"
+    ]
+
+
 def test_verify_lines_show_both_short_hashes_when_file_was_changed():
     lines = report.verify_lines(VerifyReport((CHANGED,), HEAD, 4, 5))
 

@@ -1,7 +1,8 @@
 """Install the peer tools for the benchmark, outside the project's own install.
 
-Idempotent: dbmate from the npm registry, yoyo-migrations in its own virtual
-environment, both under .chainops/bench-peers/ (git-ignored). `python -m bench.peers`.
+Idempotent: dbmate and graphile-migrate from the npm registry, yoyo-migrations in its
+own virtual environment, all under .chainops/bench-peers/ (git-ignored).
+`python -m bench.peers`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_DIR = ROOT / ".chainops" / "bench-peers"
 DBMATE_PACKAGE = "@dbmate/linux-x64"
+GRAPHILE_PACKAGE = "graphile-migrate@~1.4"  # 1.4.x, the line issue 20 compares with
 YOYO_PACKAGES = ("yoyo-migrations", "psycopg2-binary")  # yoyo's postgresql:// driver
 
 
@@ -59,6 +61,33 @@ def setup_dbmate(base: Path = PEERS_DIR) -> Peer:
     return Peer("dbmate", (str(binary),), version.stdout.strip().rsplit(" ", 1)[-1])
 
 
+def setup_graphile(base: Path = PEERS_DIR) -> Peer:
+    """graphile-migrate's CLI, run with node itself rather than by its shebang."""
+    folder = base / "graphile-migrate"
+    cli = folder / "node_modules" / "graphile-migrate" / "dist" / "cli.js"
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None:
+        return Peer("graphile-migrate", (), missing="node is not installed")
+    if not cli.exists():
+        if npm is None:
+            return Peer("graphile-migrate", (), missing="npm is not installed")
+        done = _run([npm, "install", "--prefix", str(folder), GRAPHILE_PACKAGE])
+        if done.returncode or not cli.exists():
+            return Peer(
+                "graphile-migrate",
+                (),
+                missing=f"npm install failed: {_last_line(done.stderr)}",
+            )
+    version = _run([node, str(cli), "--version"])
+    if version.returncode:
+        return Peer(
+            "graphile-migrate",
+            (),
+            missing=f"graphile-migrate does not run: {_last_line(version.stderr)}",
+        )
+    return Peer("graphile-migrate", (node, str(cli)), version.stdout.strip())
+
+
 def setup_yoyo(base: Path = PEERS_DIR) -> Peer:
     venv = base / "yoyo"
     yoyo, pip = venv / "bin" / "yoyo", venv / "bin" / "pip"
@@ -98,7 +127,12 @@ def setup_psql() -> Peer:
 def setup_all(base: Path = PEERS_DIR) -> dict[str, Peer]:
     """Install what is missing and describe every peer; never raises for a peer."""
     base.mkdir(parents=True, exist_ok=True)
-    peers = [setup_dbmate(base), setup_yoyo(base), setup_psql()]
+    peers = [
+        setup_dbmate(base),
+        setup_graphile(base),
+        setup_yoyo(base),
+        setup_psql(),
+    ]
     return {p.name: p for p in peers}
 
 
@@ -107,7 +141,7 @@ def main() -> int:
         state = (
             f"missing: {peer.missing}"
             if peer.missing
-            else f"{peer.version} {peer.command[0]}"
+            else f"{peer.version} {peer.command[-1]}"
         )
         print(f"{peer.name}: {state}")
     return 0

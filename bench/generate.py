@@ -1,17 +1,26 @@
 """Write the same migrations in each tool's layout, under a scratch folder.
 
 Every tool gets byte-identical SQL; only the file names (and dbmate's required
-`-- migrate:up` marker) differ. Never writes inside the repository.
+`-- migrate:up` marker, graphile-migrate's hash headers) differ. Never writes inside the
+repository.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 FILES_PER_FOLDER = 100  # chainops numbers files 001-999 inside each category folder
 ROWS_PER_INSERT = 1000
+# What JavaScript's String.prototype.trim removes (WhiteSpace and LineTerminator);
+# Python's str.strip() differs on a few code points, e.g. U+FEFF and U+001C..U+001F.
+JS_SPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,7 @@ class Layout:
     chainops: Path  # migrations dir: NNN-partN/NNN-name.sql
     dbmate: Path  # NNNNNN_name.sql with -- migrate:up
     yoyo: Path  # NNNNNN_name.sql
+    graphile: Path  # .gmrc and migrations/committed/NNNNNN.sql with hash headers
     plain: tuple[Path, ...]  # one file per migration, for psql -f
     concatenated: Path  # every migration in one file, for a single psql
 
@@ -48,15 +58,40 @@ def chainops_path(base: Path, i: int, name: str) -> Path:
     )
 
 
+def graphile_hash(body: str, previous: str | None) -> str:
+    """graphile-migrate's `--! Hash:` of a committed migration's body.
+
+    As calculateHash in graphile/migrate src/hash.ts (v1.4.1): sha1 over the previous
+    hash, a newline and the trimmed body, trimmed again, plus a newline.
+    """
+    text = ((previous or "") + "\n" + body.strip(JS_SPACE)).strip(JS_SPACE) + "\n"
+    return "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def graphile_text(body: str, previous: str | None) -> tuple[str, str]:
+    """(file text, hash) of a committed migration: two headers, a blank line, `body`."""
+    digest = graphile_hash(body, previous)
+    header = f"--! Previous: {previous or '-'}\n--! Hash: {digest}\n\n"
+    return header + body, digest
+
+
 def write_layout(
     root: Path, texts: list[tuple[str, str]], plain: bool = True
 ) -> Layout:
     """Write (name, sql) pairs for every tool under `root`, replacing what was there."""
     if root.exists():
         shutil.rmtree(root)
-    dirs = {tool: root / tool for tool in ("chainops", "dbmate", "yoyo", "plain")}
+    tools = ("chainops", "dbmate", "yoyo", "graphile", "plain")
+    dirs = {tool: root / tool for tool in tools}
     for folder in dirs.values():
         folder.mkdir(parents=True)
+    committed = dirs["graphile"] / "migrations" / "committed"
+    committed.mkdir(parents=True)
+    # graphile-migrate refuses to start without a .gmrc; the URLs come from the
+    # environment (DATABASE_URL), since every run gets a fresh database.
+    gmrc = {"//": "written by bench/generate.py", "migrationsFolder": "./migrations"}
+    (dirs["graphile"] / ".gmrc").write_text(json.dumps(gmrc) + "\n", encoding="utf-8")
+    previous: str | None = None
     plain_files: list[Path] = []
     concatenated = root / "all.sql"
     with concatenated.open("w", encoding="utf-8") as whole:
@@ -69,6 +104,10 @@ def write_layout(
                 f"-- migrate:up\n{text}\n-- migrate:down\n", encoding="utf-8"
             )
             (dirs["yoyo"] / flat).write_text(text, encoding="utf-8")
+            committed_text, previous = graphile_text(text, previous)
+            (committed / f"{i + 1:06d}.sql").write_text(
+                committed_text, encoding="utf-8"
+            )
             if plain:
                 (dirs["plain"] / flat).write_text(text, encoding="utf-8")
                 plain_files.append(dirs["plain"] / flat)
@@ -79,6 +118,7 @@ def write_layout(
         dirs["chainops"],
         dirs["dbmate"],
         dirs["yoyo"],
+        dirs["graphile"],
         tuple(plain_files),
         concatenated,
     )

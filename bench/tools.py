@@ -1,4 +1,4 @@
-"""How each tool is invoked: chainops, inv, dbmate, yoyo, psql and the Python floors.
+"""How each tool is invoked: chainops, inv, the peers, psql and the Python floors.
 
 Every command gets a minimal environment and runs from a folder holding no config file
 of another tool; output goes to a log, never to a terminal.
@@ -75,6 +75,20 @@ def dbmate(peer: Peer, command: str, url: str, migrations: Path) -> Command:
     return Command(argv, migrations, base_env())
 
 
+def graphile(peer: Peer, command: str, url: str, folder: Path) -> Command:
+    """`graphile-migrate COMMAND` from `folder`, which holds its .gmrc and migrations/.
+
+    `status` validates its settings as the dev commands do and wants a shadow database
+    URL; it never connects to it, so the name of one that does not exist is enough.
+    """
+    base, name = url.rsplit("/", 1)
+    env = base_env(
+        DATABASE_URL=plain_url(url, "sslmode=disable"),
+        SHADOW_DATABASE_URL=plain_url(f"{base}/{name}_shadow", "sslmode=disable"),
+    )
+    return Command((*peer.command, command), folder, env)
+
+
 def yoyo(peer: Peer, command: str, url: str, migrations: Path) -> Command:
     extra = ("--batch",) if command == "apply" else ()
     argv = (
@@ -92,9 +106,13 @@ def yoyo(peer: Peer, command: str, url: str, migrations: Path) -> Command:
     )
 
 
-def psql_single(peer: Peer, url: str, script: Path) -> Command:
+def psql_single(
+    peer: Peer, url: str, script: Path, single_transaction: bool = False
+) -> Command:
+    """One psql over `script`: autocommit, or with `-1` as one transaction."""
+    one = ("-1",) if single_transaction else ()
     return Command(
-        (*peer.command, *PSQL_FLAGS, "-d", plain_url(url), "-f", str(script)),
+        (*peer.command, *PSQL_FLAGS, *one, "-d", plain_url(url), "-f", str(script)),
         script.parent,
         base_env(),
     )

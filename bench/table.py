@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.runner import GroupResult, Row
+from bench.workloads import PSQL_TX
 
 
 def fmt_ms(seconds: float) -> str:
@@ -80,7 +81,6 @@ def _verdict(ok: bool | None) -> str:
 
 PY_FLOOR = "floor: python, import psycopg, 1 query"
 INV_FLOOR = "floor: python, import invoke+psycopg, 1 query"
-PSQL_ONE = "psql, all files in one (floor)"
 
 
 def targets_table(
@@ -118,7 +118,11 @@ def targets_table(
         "apply 1000: faster than dbmate",
     )
     ratio(
-        "apply-1000", "chainops migrate", PSQL_ONE, 1.15, "apply 1000: ≤ 1.15x one psql"
+        "apply-1000",
+        "chainops migrate",
+        PSQL_TX,
+        1.15,
+        "apply 1000: ≤ 1.15x psql -1 (one transaction)",
     )
     for key in ("noop-1000", "status-1000"):
         verb = "migrate" if key.startswith("noop") else "status"
@@ -151,7 +155,7 @@ def targets_table(
         1.0,
         "noop-1000: inv migrate ahead of yoyo",
     )
-    ratio("big", "chainops migrate", PSQL_ONE, 1.2, "big: wall ≤ 1.2x psql")
+    ratio("big", "chainops migrate", PSQL_TX, 1.2, "big: wall ≤ 1.2x psql -1")
     rss = _rss(results, "big", "chainops migrate")
     limit_kb = (2 * big_size + 60 * (1 << 20)) // 1024
     if rss is None:

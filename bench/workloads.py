@@ -17,6 +17,10 @@ from bench.measure import BenchError, run_once, tail
 from bench.peers import Peer
 
 Prepare = Callable[[], tools.Command]
+PSQL_TX = "psql -1, all files in one transaction (floor)"  # apply and big reference
+PSQL_ONE = "psql, all files in one (floor)"  # autocommit: a commit per statement
+PSQL_PER_FILE = "psql -f per file (floor)"
+PER_FILE_LIMIT = 100  # one psql per file: 45 s at 1000, so measured up to 100 only
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,16 @@ def apply_cells(ctx: Context, layout: Layout, key: str) -> list[Cell]:
         ),
         _peer_cell(
             ctx,
+            "graphile-migrate migrate",
+            "graphile-migrate",
+            lambda p: _fresh(
+                ctx,
+                f"{key}_graphile",
+                lambda u: tools.graphile(p, "migrate", u, layout.graphile),
+            ),
+        ),
+        _peer_cell(
+            ctx,
             "yoyo apply",
             "yoyo",
             lambda p: _fresh(
@@ -103,14 +117,19 @@ def apply_cells(ctx: Context, layout: Layout, key: str) -> list[Cell]:
 
 
 def psql_cells(
-    ctx: Context, layout: Layout, key: str, per_file: bool = True
+    ctx: Context,
+    layout: Layout,
+    key: str,
+    per_file: bool = True,
+    autocommit: bool = True,
 ) -> list[Cell]:
+    """The psql floors: the single-transaction one always, the others on request."""
     cells = []
     if per_file:
         cells.append(
             _peer_cell(
                 ctx,
-                "psql -f per file (floor)",
+                PSQL_PER_FILE,
                 "psql",
                 lambda p: _fresh(
                     ctx,
@@ -119,15 +138,28 @@ def psql_cells(
                 ),
             )
         )
+    if autocommit:
+        cells.append(
+            _peer_cell(
+                ctx,
+                PSQL_ONE,
+                "psql",
+                lambda p: _fresh(
+                    ctx,
+                    f"{key}_psql",
+                    lambda u: tools.psql_single(p, u, layout.concatenated),
+                ),
+            )
+        )
     cells.append(
         _peer_cell(
             ctx,
-            "psql, all files in one (floor)",
+            PSQL_TX,
             "psql",
             lambda p: _fresh(
                 ctx,
-                f"{key}_psql",
-                lambda u: tools.psql_single(p, u, layout.concatenated),
+                f"{key}_psql1",
+                lambda u: tools.psql_single(p, u, layout.concatenated, True),
             ),
         )
     )
@@ -136,12 +168,12 @@ def psql_cells(
 
 def apply_group(ctx: Context, n: int) -> Group:
     layout = write_tiny(ctx.work / f"tiny-{n}", n)
-    cells = apply_cells(ctx, layout, f"apply{n}") + psql_cells(ctx, layout, f"apply{n}")
+    key = f"apply{n}"
+    cells = apply_cells(ctx, layout, key) + psql_cells(
+        ctx, layout, key, per_file=n <= PER_FILE_LIMIT
+    )
     return Group(
-        f"apply-{n}",
-        f"apply {n} from an empty database",
-        tuple(cells),
-        "psql, all files in one (floor)",
+        f"apply-{n}", f"apply {n} from an empty database", tuple(cells), PSQL_TX
     )
 
 
@@ -156,25 +188,31 @@ class Applied:
 def applied_databases(ctx: Context, n: int) -> Applied:
     """Apply N tiny migrations once with each tool (untimed), for noop and status."""
     layout = write_tiny(ctx.work / f"tiny-{n}", n)
-    urls = {"chainops": ctx.server.fresh(f"chainops_bench_noop{n}_chainops")}
+    urls = {"chainops": ctx.server.fresh(_noop_db(n, "chainops"))}
     setup(
         ctx,
         tools.chainops("migrate", urls["chainops"], layout.chainops),
         "chainops set-up",
     )
-    for name in ("dbmate", "yoyo"):
+    appliers: dict[str, Callable[[Peer, str], tools.Command]] = {
+        "dbmate": lambda p, u: tools.dbmate(p, "migrate", u, layout.dbmate),
+        "graphile-migrate": lambda p, u: tools.graphile(
+            p, "migrate", u, layout.graphile
+        ),
+        "yoyo": lambda p, u: tools.yoyo(p, "apply", u, layout.yoyo),
+    }
+    for name, apply in appliers.items():
         peer = ctx.peers.get(name)
         if peer and not peer.missing:
-            url = urls[name] = ctx.server.fresh(f"chainops_bench_noop{n}_{name}")
-            command = (
-                tools.dbmate(peer, "migrate", url, layout.dbmate)
-                if name == "dbmate"
-                else tools.yoyo(peer, "apply", url, layout.yoyo)
-            )
-            setup(ctx, command, f"{name} set-up")
+            url = urls[name] = ctx.server.fresh(_noop_db(n, name))
+            setup(ctx, apply(peer, url), f"{name} set-up")
     for name in urls:
-        ctx.server.settle(f"chainops_bench_noop{n}_{name}")
+        ctx.server.settle(_noop_db(n, name))
     return Applied(layout, urls)
+
+
+def _noop_db(n: int, tool: str) -> str:
+    return f"chainops_bench_noop{n}_{tool.replace('-', '_')}"
 
 
 def _floors(ctx: Context, url: str) -> list[Cell]:
@@ -213,6 +251,16 @@ def noop_group(ctx: Context, applied: Applied) -> Group:
             "dbmate",
             lambda p: _on(
                 a, "dbmate", lambda u: tools.dbmate(p, "migrate", u, a.layout.dbmate)
+            ),
+        ),
+        _peer_cell(
+            ctx,
+            "graphile-migrate migrate",
+            "graphile-migrate",
+            lambda p: _on(
+                a,
+                "graphile-migrate",
+                lambda u: tools.graphile(p, "migrate", u, a.layout.graphile),
             ),
         ),
         _peer_cell(
@@ -259,6 +307,18 @@ def status_group(ctx: Context, applied: Applied) -> Group:
                 a, "dbmate", lambda u: tools.dbmate(p, "status", u, a.layout.dbmate)
             ),
         ),
+        # Exits 1 while committed migrations are pending, 0 once all are applied
+        # and migrations/current.sql is empty or absent, as here.
+        _peer_cell(
+            ctx,
+            "graphile-migrate status",
+            "graphile-migrate",
+            lambda p: _on(
+                a,
+                "graphile-migrate",
+                lambda u: tools.graphile(p, "status", u, a.layout.graphile),
+            ),
+        ),
         _peer_cell(
             ctx,
             "yoyo list",
@@ -279,14 +339,14 @@ def status_group(ctx: Context, applied: Applied) -> Group:
 def big_group(ctx: Context, size: int) -> Group:
     layout = write_big(ctx.work / "big", size)
     cells = apply_cells(ctx, layout, "big") + psql_cells(
-        ctx, layout, "big", per_file=False
+        ctx, layout, "big", per_file=False, autocommit=False
     )
     mb = size / (1 << 20)
     return Group(
         "big",
         f"big: one {mb:.0f} MiB seed file of multi-row INSERTs",
         tuple(cells),
-        "psql, all files in one (floor)",
+        PSQL_TX,
     )
 
 

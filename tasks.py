@@ -95,7 +95,7 @@ def _flags(**options: object) -> list[str]:
     }
 )
 def bench(c, quick=False, runs=None, only=None, sizes=None, output=None):
-    """Benchmark chainops against dbmate, yoyo and psql; see docs/benchmarks.md."""
+    """Benchmark chainops against its peers and psql; see docs/benchmarks.md."""
     import os
     import shlex
     import sys

@@ -107,10 +107,7 @@ class _Builder:
             if set(body) != {"items"} or not body["items"]:
                 raise _Unmapped(wrapped)
             return tuple([self.node(item) for item in body["items"]])
-        cls = getattr(ast, name, None)
-        if not (isinstance(cls, type) and issubclass(cls, ast.Node)):
-            raise _Unmapped(wrapped)
-        return self.build(cls, body)
+        return self.build(_classes()[name], body)  # KeyError: not a pglast node
 
     def build(self, cls: type, body: dict[str, Any]) -> ast.Node:
         """A node of `cls` from its fields; the fields the JSON omits get C's zero.
@@ -135,7 +132,11 @@ class _Builder:
             elif kind == _NODE:
                 value = self.node(value)
             elif kind == _TYPED:
-                value = self.typed(extra, value)
+                value = (
+                    self.typed(extra, value)
+                    if len(value) == 1
+                    else self.build(extra, value)
+                )
             elif kind == _ENUM:
                 value = extra[value]
             elif kind == _FLOAT:
@@ -180,6 +181,16 @@ class _Builder:
         setattr_(node, "isnull", value is None)
         setattr_(node, "val", value)
         return node
+
+
+@cache
+def _classes() -> dict[str, type]:
+    """Every pglast node class by name."""
+    return {
+        name: cls
+        for name, cls in vars(ast).items()
+        if isinstance(cls, type) and issubclass(cls, ast.Node)
+    }
 
 
 @cache

@@ -1,6 +1,7 @@
 """Split and classify the SQL of one migration file with pglast.
 
-The only importer of pglast: it reads text it is given, never files or a database.
+It reads text it is given, never files or a database; trees come from
+`syntax_tree.parse`, which gives what pglast's `parse_sql` gives, faster.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from dataclasses import dataclass
 
 from pglast import ast, enums
 from pglast import parser as pg_parser
-from pglast.parser import ParseError, parse_sql, split
+from pglast.parser import ParseError, split
 
 from chainops.errors import MigrationFileError, one_line
-from chainops.source import scan
+from chainops.source import scan, syntax_tree
 from chainops.source.directives import parse_directives
 from chainops.source.files import locate
 from chainops.source.sql_text import SPACE as _SPACE
@@ -180,7 +181,7 @@ def _ends_in_copy_from_stdin(sql: str) -> int | None:
     except ParseError:
         return None
     start, source = pieces[-1] if pieces else (0, "")
-    node = parse_sql(source)[0].stmt if source[:4].upper() == "COPY" else None
+    node = syntax_tree.parse(source)[0].stmt if source[:4].upper() == "COPY" else None
     if isinstance(node, ast.CopyStmt) and node.is_from and _refuse_copy(node, ""):
         return start
     return None
@@ -192,7 +193,7 @@ def _classify(
     """Label a statement refused in a transaction block, or one controlling it."""
     if source[:6].upper().startswith(_DML):
         return None, None
-    node = parse_sql(source)[0].stmt
+    node = syntax_tree.parse(source)[0].stmt
     if isinstance(node, ast.CopyStmt) and not has_data:
         refusal = _refuse_copy(node, where)
         if refusal is not None:
@@ -212,7 +213,7 @@ def parse_tree(text: str, path: str) -> list[tuple[int, int, ast.Node]]:
     found: list[tuple[int, int, ast.Node]] = []
     for start, stop in regions:
         try:
-            raws = parse_sql(text[start:stop])
+            raws = syntax_tree.parse(text[start:stop])
         except ParseError:
             check_syntax(text, path)  # raises the error placed at its line and column
             raise  # pragma: no cover - check_syntax refuses what parse_sql refused
@@ -370,7 +371,7 @@ def _explain(
     except ParseError:
         pieces = []
     start, source = pieces[-1] if pieces else (0, "")
-    node = parse_sql(source)[0].stmt if source[:4].upper() == "COPY" else None
+    node = syntax_tree.parse(source)[0].stmt if source[:4].upper() == "COPY" else None
     if isinstance(node, ast.CopyStmt) and node.is_from:
         copy_line, copy_column = locate(text, start)
         if refusal := _refuse_copy(node, f"{path}:{copy_line}:{copy_column}"):

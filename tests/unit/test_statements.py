@@ -396,7 +396,7 @@ def test_plan_skips_parsing_when_large_file_has_no_suspect_word(monkeypatch):
     sql = "INSERT INTO t VALUES (1, 'x');\n" * 20
     monkeypatch.setattr(statements, "PARSE_LIMIT", 100)
     monkeypatch.setattr(statements, "split", refuse_to_parse)
-    monkeypatch.setattr(statements, "parse_sql", refuse_to_parse)
+    monkeypatch.setattr(statements.syntax_tree, "parse", refuse_to_parse)
     assert plan_migration(sql, PATH) == Plan(
         transactional=True, reason=None, statements=()
     )

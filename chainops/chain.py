@@ -15,6 +15,8 @@ from chainops.model import BLOCK_FORMAT, GENESIS, Block
 
 def format_time(moment: datetime) -> str:
     """Canonical UTC timestamp with microseconds, as hashed and displayed."""
+    if moment.tzinfo is timezone.utc:  # as the ledger reads them: no replace needed
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
     if moment.tzinfo is None or moment.utcoffset():  # naive means local, as before
         moment = moment.astimezone(timezone.utc)
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

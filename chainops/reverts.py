@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from chainops.errors import ConfigError, Refused
-from chainops.model import Block, MigrationFile
+from chainops.model import Block, MigrationFile, Mode
 
 DOWN_SUFFIX = ".down.sql"
 
@@ -32,6 +32,11 @@ def is_file_block(block: Block) -> bool:
 
 def reverted(blocks: Iterable[Block]) -> dict[int, Block]:
     """Each reverted block's height → the revert block that undid it."""
+    blocks = list(blocks)
+    # Verify and plan ask this of every block several times a run: a chain with no
+    # revert block, the common case, is answered without building the paths map.
+    if not any(b.mode == Mode.REVERT for b in blocks):
+        return {}
     standing: dict[str, Block] = {}  # by path: the newest block not reverted
     undone: dict[int, Block] = {}
     for block in blocks:
@@ -47,6 +52,8 @@ def reverted(blocks: Iterable[Block]) -> dict[int, Block]:
 def standing(blocks: Sequence[Block]) -> list[Block]:
     """Blocks in force: every block but revert blocks and the blocks they undid."""
     undone = reverted(blocks)
+    if not undone:
+        return [b for b in blocks if b.mode != Mode.REVERT]
     return [b for b in blocks if not b.is_revert and b.height not in undone]
 
 

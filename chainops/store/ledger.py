@@ -122,7 +122,7 @@ def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
         HistoryRow(
             int(str(n)), str(p), str(h), str(o), str(by), str(host), _time(str(at))
         )
-        for n, p, h, o, by, host, at in cursor
+        for n, p, h, o, by, host, at in cursor.fetchall()  # one call, not one a row
     )
     return LedgerSnapshot(True, blocks, attempts, history, meta, tables, guarded)
 

@@ -104,6 +104,8 @@ def _reject(path: str, why: str) -> MigrationFileError:
 
 def _looks_like_sql(name: str) -> bool:
     """True for `.sql` in any case, even followed by stray spaces or control bytes."""
+    if name.endswith(".sql"):  # nearly every name: skip the scan from the end
+        return True
     end = len(name)
     while end and (name[end - 1].isspace() or not name[end - 1].isprintable()):
         end -= 1
@@ -232,7 +234,13 @@ def _discover_category(
             continue
         _check_file_name(rel, name)
         index = int(name[:3])
-        suffix = next((s for s in (VERIFY_SUFFIX, DOWN_SUFFIX) if name.endswith(s)), "")
+        suffix = (
+            VERIFY_SUFFIX
+            if name.endswith(VERIFY_SUFFIX)
+            else DOWN_SUFFIX
+            if name.endswith(DOWN_SUFFIX)
+            else ""
+        )
         if suffix:
             read = read_migration(entry.path, rel, category_index, index)
             found = scripts if suffix == VERIFY_SUFFIX else downs

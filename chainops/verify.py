@@ -7,9 +7,9 @@ Returns findings; `raise_findings` turns them into the error that stops a run.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from chainops import chain, digest
-from chainops.digest import Anchor
+from chainops import chain
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
@@ -36,6 +36,9 @@ from chainops.reverts import DOWN_SUFFIX, is_file_block, reverted, standing
 from chainops.source.files import parse_name
 from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock, locked_sources
 from chainops.source.template import template_hash
+
+if TYPE_CHECKING:
+    from chainops.digest import Anchor
 
 
 def verify(
@@ -65,6 +68,8 @@ def verify(
     ]
     findings += verify_ledger(snapshot)
     if anchor is not None:
+        from chainops import digest  # base64, json and 3 records: only with an anchor
+
         findings += digest.check(anchor, snapshot)
     stopped = verify_partial(snapshot, files) if partial else []
     if drift is not None and not stopped:

@@ -5,12 +5,11 @@ and a metadata table carrying the ledger's own format version."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
-from chainops.digest import Identity
 from chainops.errors import ConfigError
 from chainops.model import (
     FORMAT_VERSION,
@@ -22,6 +21,9 @@ from chainops.model import (
     Status,
 )
 from chainops.store.connection import Conn, is_idle
+
+if TYPE_CHECKING:
+    from chainops.digest import Identity
 
 TABLES = LEDGER_TABLES
 TABLE, HISTORY, META = TABLES
@@ -381,6 +383,8 @@ _IDENTITY = (
 
 def read_identity(conn: Conn, schema: str) -> Identity:
     """The database and cluster a digest of this ledger speaks for."""
+    from chainops.digest import Identity  # off the no-op path, which reads no digest
+
     row = conn.execute(_IDENTITY).fetchone()
     database, system = row if row else ("?", None)
     return Identity(str(database), schema, None if system is None else str(system))

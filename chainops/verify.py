@@ -158,13 +158,12 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
     seen: dict[int, str] = {}  # standing numbers: a reverted one may come again
     undone = {r.height: b for b, r in _pairs(blocks)}
     for expected_height, block in enumerate(blocks, start=1):
-        where = f"block {block.height} ({block.path})"
         if block.height != expected_height:
             findings.append(
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} should be block {expected_height}; "
+                    f"the ledger: {_where(block)} should be block {expected_height}; "
                     "a block was deleted or inserted",
                 )
             )
@@ -173,10 +172,9 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} links to {short(block.previous_hash)} "
-                    "but the "
-                    f"block before it is {short(previous)}; a block was deleted, "
-                    "inserted or reordered",
+                    f"the ledger: {_where(block)} links to "
+                    f"{short(block.previous_hash)} but the block before it is "
+                    f"{short(previous)}; a block was deleted, inserted or reordered",
                     expected=previous,
                     current=block.previous_hash,
                 )
@@ -187,8 +185,9 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} was altered; its hash does not recompute "
-                    f"(stored {short(block.block_hash)}, recomputed {short(actual)})",
+                    f"the ledger: {_where(block)} was altered; its hash does not "
+                    f"recompute (stored {short(block.block_hash)}, "
+                    f"recomputed {short(actual)})",
                     expected=actual,
                     current=block.block_hash,
                 )
@@ -207,8 +206,8 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} has number #{block.number}, which does not "
-                    "match its file name",
+                    f"the ledger: {_where(block)} has number #{block.number}, which "
+                    "does not match its file name",
                 )
             )
         if block.number in seen:
@@ -216,8 +215,8 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} repeats #{block.number}, already applied as "
-                    f"{seen[block.number]}",
+                    f"the ledger: {_where(block)} repeats #{block.number}, already "
+                    f"applied as {seen[block.number]}",
                 )
             )
         seen[block.number] = block.path
@@ -225,6 +224,11 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
             seen.pop(target.number, None)
         previous = block.block_hash
     return findings
+
+
+def _where(block: Block) -> str:
+    """How a finding names a block: built for a finding, not for every block."""
+    return f"block {block.height} ({block.path})"
 
 
 def _pairs(blocks: Sequence[Block]) -> list[tuple[Block, Block]]:

@@ -45,6 +45,8 @@ def normalise(data: bytes, path: str) -> bytes:
 
     Raises MigrationFileError for anything else.
     """
+    if data.isascii() and b"\x00" not in data and b"\r" not in data:
+        return data  # nearly every file: no BOM (not ASCII) and nothing to change
     if not _is_utf8(data):
         try:
             data.decode("utf-8")  # again whole, for the offset of the bad byte
@@ -230,7 +232,9 @@ def _discover_category(
         if entry.is_symlink():
             raise _reject(rel, "is a symbolic link; migrations must be real files")
         if REPEATABLE_RE.match(name) and not name.endswith(VERIFY_SUFFIX):
-            repeatable.append(read_migration(entry.path, rel, category_index, 0))
+            repeatable.append(
+                read_migration(entry.path, rel, category, category_index, 0)
+            )
             continue
         _check_file_name(rel, name)
         index = int(name[:3])
@@ -242,7 +246,7 @@ def _discover_category(
             else ""
         )
         if suffix:
-            read = read_migration(entry.path, rel, category_index, index)
+            read = read_migration(entry.path, rel, category, category_index, index)
             found = scripts if suffix == VERIFY_SUFFIX else downs
             found[name.removesuffix(suffix) + ".sql"] = Script(
                 read.path, read.data, read.sha256
@@ -253,7 +257,9 @@ def _discover_category(
                 rel,
                 f"has the same number as {by_index[index].path}; renumber one of them",
             )
-        by_index[index] = read_migration(entry.path, rel, category_index, index)
+        by_index[index] = read_migration(
+            entry.path, rel, category, category_index, index
+        )
     by_name = {file.filename: file for file in by_index.values()}
     for name, verify in scripts.items():
         if name not in by_name:
@@ -276,12 +282,24 @@ def _discover_category(
     return [by_index[i] for i in sorted(by_index)] + repeatable
 
 
+def _read_bytes(path: str) -> bytes:
+    """The whole file in five system calls: open, stat, read, read to the end, close
+    (a file object also seeks, and stats twice)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, os.fstat(fd).st_size + 1)
+        while more := os.read(fd, _CHUNK):  # only a file that grew since the stat
+            data += more
+    finally:
+        os.close(fd)
+    return data
+
+
 def read_migration(
-    path: str, rel: str, category_index: int, index: int
+    path: str, rel: str, category: str, category_index: int, index: int
 ) -> MigrationFile:
     try:
-        with open(path, "rb", buffering=0) as file:  # no buffer object: one read
-            data = file.readall()
+        data = _read_bytes(path)
     except OSError as err:
         raise _reject(
             rel, f"cannot be read ({err.strerror}); check its permissions"
@@ -290,7 +308,6 @@ def read_migration(
     if not data or data.isspace():  # PostgreSQL's spaces are ASCII; strip() copies
         raise _reject(rel, "is empty; write the migration or delete the file")
     digest = hashlib.sha256(data).hexdigest()  # the bytes of the normalised text
-    category = rel.split("/", 1)[0]
     return MigrationFile(category_index, category, index, rel, data, digest)
 
 

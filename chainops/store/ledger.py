@@ -67,8 +67,7 @@ _ROWS = (
 )
 
 
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)  # "+00:00": aware, in UTC
+_time = datetime.fromisoformat  # "+00:00": aware, in UTC; no wrapper call per row
 
 
 def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:

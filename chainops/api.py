@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chainops import execute, plan
+from chainops import plan
 from chainops import verify as verifier
 from chainops.config import Settings, describe_database
 from chainops.errors import ChainopsError, ConfigError, DriftError, MigrationFileError
@@ -134,6 +134,8 @@ def apply(
     `files` applies a snapshot the caller has read and checked (the watcher) instead
     of the folder as it is now; chain.lock is still compared with the folder.
     """
+    from chainops import execute  # and the store's write side: not for status, verify
+
     settings = where.settings
     found = load_files(settings)
     warnings: list[Event] = []
@@ -213,6 +215,8 @@ def baseline(
     where: Target, through: int, on_event: OnEvent = ignore_events
 ) -> ApplyResult:
     """Adopt an existing database: record blocks up to #`through`, running nothing."""
+    from chainops import execute
+
     files = load_files(where.settings)
     with open_session(where, "baseline") as conn:
         return execute.baseline(conn, where.settings, files, through, on_event)

@@ -12,8 +12,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from chainops import digest, execute, plan
+from chainops import plan
 from chainops import verify as verifier
 from chainops.config import Settings, describe_database
 from chainops.errors import ChainopsError, ConfigError, DriftError, MigrationFileError
@@ -43,6 +44,9 @@ from chainops.source import lockfile
 from chainops.source.files import discover
 from chainops.store import connection, ledger
 from chainops.store.connection import Conn
+
+if TYPE_CHECKING:
+    from chainops import digest
 
 OnEvent = Callable[[Event], None]
 SCHEMA_FILE = "schema.sql"
@@ -130,6 +134,8 @@ def apply(
     `files` applies a snapshot the caller has read and checked (the watcher) instead
     of the folder as it is now; chain.lock is still compared with the folder.
     """
+    from chainops import execute  # and the store's write side: not for status, verify
+
     settings = where.settings
     found = load_files(settings)
     warnings: list[Event] = []
@@ -209,6 +215,8 @@ def baseline(
     where: Target, through: int, on_event: OnEvent = ignore_events
 ) -> ApplyResult:
     """Adopt an existing database: record blocks up to #`through`, running nothing."""
+    from chainops import execute
+
     files = load_files(where.settings)
     with open_session(where, "baseline") as conn:
         return execute.baseline(conn, where.settings, files, through, on_event)
@@ -281,11 +289,13 @@ def verify(where: Target, digest_file: Path | None = None) -> VerifyReport:
             snapshot.blocks,
             snapshot.fingerprint_scope(settings.fingerprint_scope),
         )
-        identity = ledger.read_identity(conn, settings.ledger_schema)
-    anchor = None
-    if digests is not None:
-        key = settings.digest_public_key or settings.digest_key
-        anchor = digest.Anchor(tuple(digests), identity, _read_key(key))
+        anchor = None
+        if digests is not None:  # digest and its identity query only when asked
+            from chainops import digest
+
+            identity = ledger.read_identity(conn, settings.ledger_schema)
+            key = settings.digest_public_key or settings.digest_key
+            anchor = digest.Anchor(tuple(digests), identity, _read_key(key))
     findings = verifier.verify(
         snapshot,
         files,
@@ -318,6 +328,8 @@ def digest_line(where: Target) -> str:
         identity = ledger.read_identity(conn, settings.ledger_schema)
     plan.refuse_old_format(snapshot)
     verifier.raise_findings(verifier.verify(snapshot, files))
+    from chainops import digest
+
     return digest.make(
         snapshot,
         identity,
@@ -335,6 +347,8 @@ def _read_digests(path: Path) -> list[digest.Digest]:
             f"the digest file {path} cannot be read ({err}); pass the file that "
             "chainops digest wrote"
         ) from err
+    from chainops import digest
+
     return digest.parse_log(text, path.name)
 
 

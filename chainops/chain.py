@@ -15,9 +15,16 @@ from chainops.model import BLOCK_FORMAT, GENESIS, Block
 
 def format_time(moment: datetime) -> str:
     """Canonical UTC timestamp with microseconds, as hashed and displayed."""
-    if moment.tzinfo is None or moment.utcoffset():  # naive means local, as before
+    if moment.tzinfo is not timezone.utc and (
+        moment.tzinfo is None or moment.utcoffset()  # naive means local, as before
+    ):
         moment = moment.astimezone(timezone.utc)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # What isoformat(timespec="microseconds") writes, in half its time: verify
+    # formats every block's time on every run.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        moment.year, moment.month, moment.day,
+        moment.hour, moment.minute, moment.second, moment.microsecond,
+    )  # fmt: skip
 
 
 def canonical_bytes(
@@ -40,21 +47,22 @@ def canonical_bytes(
     Format 2 adds the schema fingerprint the block seals (empty when it seals none);
     blocks of format 1 keep their ten lines.
     """
-    lines = [
-        f"chainops-block-v{block_format}",
-        f"height={height}",
-        f"previous={previous_hash}",
-        f"number={number}",
-        f"path={path}",
-        f"content={hash_algorithm}:{content_hash}",
-        f"applied_at={format_time(applied_at)}",
-        f"applied_by={applied_by}",
-        f"client_host={client_host}",
-        f"mode={mode}",
-    ]
+    # One f-string: verify rebuilds this for every block of the chain.
+    text = (
+        f"chainops-block-v{block_format}\n"
+        f"height={height}\n"
+        f"previous={previous_hash}\n"
+        f"number={number}\n"
+        f"path={path}\n"
+        f"content={hash_algorithm}:{content_hash}\n"
+        f"applied_at={format_time(applied_at)}\n"
+        f"applied_by={applied_by}\n"
+        f"client_host={client_host}\n"
+        f"mode={mode}"
+    )
     if block_format >= 2:
-        lines.append(f"schema={sealed_schema or ''}")
-    return "\n".join(lines).encode("utf-8")
+        text += f"\nschema={sealed_schema or ''}"
+    return text.encode("utf-8")
 
 
 def recompute(block: Block) -> str:

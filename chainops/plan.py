@@ -98,6 +98,8 @@ def refuse_unmet_requirements(
 ) -> None:
     """Refuse the run if a step requires a migration that is neither applied nor
     applied earlier in this run: the order is the files' own, never rearranged."""
+    if not any(step.directives.requires for step in steps):
+        return  # the no-op and most runs: skip the maps of every block and file
     applied = {
         b.number for b in standing(blocks) if not (b.is_drift or b.is_repeatable)
     }
@@ -307,6 +309,8 @@ def find_out_of_order(
     blocks: Iterable[Block], pending: Sequence[MigrationFile]
 ) -> list[tuple[MigrationFile, str]]:
     """Pending files numbered below an applied file of their own folder."""
+    if not pending:
+        return []  # the no-op: no need to walk the chain
     highest: dict[int, tuple[int, str]] = {}
     for block in standing(list(blocks)):
         if block.is_drift or block.is_repeatable:

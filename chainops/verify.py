@@ -7,9 +7,9 @@ Returns findings; `raise_findings` turns them into the error that stops a run.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from chainops import chain, digest
-from chainops.digest import Anchor
+from chainops import chain
 from chainops.errors import (
     AppliedFileChanged,
     AppliedFileMissing,
@@ -36,6 +36,9 @@ from chainops.reverts import DOWN_SUFFIX, is_file_block, reverted, standing
 from chainops.source.files import parse_name
 from chainops.source.lockfile import LOCK_NAME, RELOCK, Lock, locked_sources
 from chainops.source.template import template_hash
+
+if TYPE_CHECKING:
+    from chainops.digest import Anchor
 
 
 def verify(
@@ -65,6 +68,8 @@ def verify(
     ]
     findings += verify_ledger(snapshot)
     if anchor is not None:
+        from chainops import digest  # base64, json and 3 records: only with an anchor
+
         findings += digest.check(anchor, snapshot)
     stopped = verify_partial(snapshot, files) if partial else []
     if drift is not None and not stopped:
@@ -153,13 +158,12 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
     seen: dict[int, str] = {}  # standing numbers: a reverted one may come again
     undone = {r.height: b for b, r in _pairs(blocks)}
     for expected_height, block in enumerate(blocks, start=1):
-        where = f"block {block.height} ({block.path})"
         if block.height != expected_height:
             findings.append(
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} should be block {expected_height}; "
+                    f"the ledger: {_where(block)} should be block {expected_height}; "
                     "a block was deleted or inserted",
                 )
             )
@@ -168,10 +172,9 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} links to {short(block.previous_hash)} "
-                    "but the "
-                    f"block before it is {short(previous)}; a block was deleted, "
-                    "inserted or reordered",
+                    f"the ledger: {_where(block)} links to "
+                    f"{short(block.previous_hash)} but the block before it is "
+                    f"{short(previous)}; a block was deleted, inserted or reordered",
                     expected=previous,
                     current=block.previous_hash,
                 )
@@ -182,8 +185,9 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} was altered; its hash does not recompute "
-                    f"(stored {short(block.block_hash)}, recomputed {short(actual)})",
+                    f"the ledger: {_where(block)} was altered; its hash does not "
+                    f"recompute (stored {short(block.block_hash)}, "
+                    f"recomputed {short(actual)})",
                     expected=actual,
                     current=block.block_hash,
                 )
@@ -202,8 +206,8 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} has number #{block.number}, which does not "
-                    "match its file name",
+                    f"the ledger: {_where(block)} has number #{block.number}, which "
+                    "does not match its file name",
                 )
             )
         if block.number in seen:
@@ -211,8 +215,8 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
                 Finding(
                     FindingKind.TAMPERED,
                     block.path,
-                    f"the ledger: {where} repeats #{block.number}, already applied as "
-                    f"{seen[block.number]}",
+                    f"the ledger: {_where(block)} repeats #{block.number}, already "
+                    f"applied as {seen[block.number]}",
                 )
             )
         seen[block.number] = block.path
@@ -220,6 +224,11 @@ def verify_links(blocks: Sequence[Block]) -> list[Finding]:
             seen.pop(target.number, None)
         previous = block.block_hash
     return findings
+
+
+def _where(block: Block) -> str:
+    """How a finding names a block: built for a finding, not for every block."""
+    return f"block {block.height} ({block.path})"
 
 
 def _pairs(blocks: Sequence[Block]) -> list[tuple[Block, Block]]:

@@ -45,6 +45,8 @@ def normalise(data: bytes, path: str) -> bytes:
 
     Raises MigrationFileError for anything else.
     """
+    if data.isascii() and b"\x00" not in data and b"\r" not in data:
+        return data  # nearly every file: no BOM (not ASCII) and nothing to change
     if not _is_utf8(data):
         try:
             data.decode("utf-8")  # again whole, for the offset of the bad byte
@@ -89,13 +91,13 @@ def parse_name(category: str, name: str) -> tuple[int, int] | None:
 
     A repeatable file's index is 0.
     """
-    cm = CATEGORY_RE.match(category)
-    if not cm:
+    # Both patterns start with three ASCII digits, so a match's number is [:3]:
+    # verify parses every block's path on every run.
+    if not CATEGORY_RE.match(category):
         return None
     if REPEATABLE_RE.match(name) and not name.endswith(VERIFY_SUFFIX):
-        return int(cm.group(1)), 0
-    fm = FILE_RE.match(name)
-    return (int(cm.group(1)), int(fm.group(1))) if fm else None
+        return int(category[:3]), 0
+    return (int(category[:3]), int(name[:3])) if FILE_RE.match(name) else None
 
 
 def _reject(path: str, why: str) -> MigrationFileError:
@@ -104,6 +106,8 @@ def _reject(path: str, why: str) -> MigrationFileError:
 
 def _looks_like_sql(name: str) -> bool:
     """True for `.sql` in any case, even followed by stray spaces or control bytes."""
+    if name.endswith(".sql"):  # nearly every name: skip the scan from the end
+        return True
     end = len(name)
     while end and (name[end - 1].isspace() or not name[end - 1].isprintable()):
         end -= 1
@@ -228,13 +232,21 @@ def _discover_category(
         if entry.is_symlink():
             raise _reject(rel, "is a symbolic link; migrations must be real files")
         if REPEATABLE_RE.match(name) and not name.endswith(VERIFY_SUFFIX):
-            repeatable.append(read_migration(entry.path, rel, category_index, 0))
+            repeatable.append(
+                read_migration(entry.path, rel, category, category_index, 0)
+            )
             continue
         _check_file_name(rel, name)
         index = int(name[:3])
-        suffix = next((s for s in (VERIFY_SUFFIX, DOWN_SUFFIX) if name.endswith(s)), "")
+        suffix = (
+            VERIFY_SUFFIX
+            if name.endswith(VERIFY_SUFFIX)
+            else DOWN_SUFFIX
+            if name.endswith(DOWN_SUFFIX)
+            else ""
+        )
         if suffix:
-            read = read_migration(entry.path, rel, category_index, index)
+            read = read_migration(entry.path, rel, category, category_index, index)
             found = scripts if suffix == VERIFY_SUFFIX else downs
             found[name.removesuffix(suffix) + ".sql"] = Script(
                 read.path, read.data, read.sha256
@@ -245,7 +257,9 @@ def _discover_category(
                 rel,
                 f"has the same number as {by_index[index].path}; renumber one of them",
             )
-        by_index[index] = read_migration(entry.path, rel, category_index, index)
+        by_index[index] = read_migration(
+            entry.path, rel, category, category_index, index
+        )
     by_name = {file.filename: file for file in by_index.values()}
     for name, verify in scripts.items():
         if name not in by_name:
@@ -268,12 +282,24 @@ def _discover_category(
     return [by_index[i] for i in sorted(by_index)] + repeatable
 
 
+def _read_bytes(path: str) -> bytes:
+    """The whole file in five system calls: open, stat, read, read to the end, close
+    (a file object also seeks, and stats twice)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, os.fstat(fd).st_size + 1)
+        while more := os.read(fd, _CHUNK):  # only a file that grew since the stat
+            data += more
+    finally:
+        os.close(fd)
+    return data
+
+
 def read_migration(
-    path: str, rel: str, category_index: int, index: int
+    path: str, rel: str, category: str, category_index: int, index: int
 ) -> MigrationFile:
     try:
-        with open(path, "rb", buffering=0) as file:  # no buffer object: one read
-            data = file.readall()
+        data = _read_bytes(path)
     except OSError as err:
         raise _reject(
             rel, f"cannot be read ({err.strerror}); check its permissions"
@@ -282,7 +308,6 @@ def read_migration(
     if not data or data.isspace():  # PostgreSQL's spaces are ASCII; strip() copies
         raise _reject(rel, "is empty; write the migration or delete the file")
     digest = hashlib.sha256(data).hexdigest()  # the bytes of the normalised text
-    category = rel.split("/", 1)[0]
     return MigrationFile(category_index, category, index, rel, data, digest)
 
 

@@ -5,12 +5,11 @@ and a metadata table carrying the ledger's own format version."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
-from chainops.digest import Identity
 from chainops.errors import ConfigError
 from chainops.model import (
     FORMAT_VERSION,
@@ -22,6 +21,9 @@ from chainops.model import (
     Status,
 )
 from chainops.store.connection import Conn, is_idle
+
+if TYPE_CHECKING:
+    from chainops.digest import Identity
 
 TABLES = LEDGER_TABLES
 TABLE, HISTORY, META = TABLES
@@ -65,8 +67,7 @@ _ROWS = (
 )
 
 
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)  # "+00:00": aware, in UTC
+_time = datetime.fromisoformat  # "+00:00": aware, in UTC; no wrapper call per row
 
 
 def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
@@ -122,7 +123,7 @@ def read_snapshot(conn: Conn, schema: str, tries: int = 3) -> LedgerSnapshot:
         HistoryRow(
             int(str(n)), str(p), str(h), str(o), str(by), str(host), _time(str(at))
         )
-        for n, p, h, o, by, host, at in cursor
+        for n, p, h, o, by, host, at in cursor.fetchall()  # one call, not one a row
     )
     return LedgerSnapshot(True, blocks, attempts, history, meta, tables, guarded)
 
@@ -381,6 +382,8 @@ _IDENTITY = (
 
 def read_identity(conn: Conn, schema: str) -> Identity:
     """The database and cluster a digest of this ledger speaks for."""
+    from chainops.digest import Identity  # off the no-op path, which reads no digest
+
     row = conn.execute(_IDENTITY).fetchone()
     database, system = row if row else ("?", None)
     return Identity(str(database), schema, None if system is None else str(system))

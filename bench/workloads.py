@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 from bench import tools
 from bench.database import Server
 from bench.generate import Layout, write_big, write_tiny
@@ -65,6 +67,7 @@ def _peer_cell(
 def setup(ctx: Context, command: tools.Command, what: str) -> None:
     """Run an untimed set-up command; raise BenchError with its last lines on error."""
     log = ctx.work / "logs" / "setup.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     sample = run_once(command.argv, command.env, command.cwd, log)
     if sample.code != 0:
         raise BenchError(f"{what} failed (exit {sample.code}): {tail(log)}")
@@ -355,6 +358,9 @@ def verify_group(ctx: Context, n: int) -> Group:
     url = ctx.server.fresh(f"chainops_bench_verify{n}")
     # Blocks recorded without running the files: verify reads the same ledger and
     # files either way, and 10,000 empty tables would only slow down the set-up.
+    # Baseline adopts only a database that holds something: give it one table.
+    with psycopg.connect(ctx.server.conninfo_for(f"chainops_bench_verify{n}")) as conn:
+        conn.execute("CREATE TABLE adopted (id int)")
     through = str(layout.last_number)
     setup(
         ctx,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,18 @@ _MARKERS = {
     "reliability": ("db", "reliability"),
     "browser": ("db", "browser"),
 }
+
+
+def pytest_configure() -> None:
+    """Let the processes the tests start feel Ctrl-C as a user's would.
+
+    A shell without job control starts a background command (`inv test.stress &`)
+    with SIGINT ignored, and every child inherits that: a test's SIGINT would then
+    be lost and its run finish as if never interrupted. A handled signal is reset
+    to the default in each child at exec; an ignored one is not.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -151,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                 from bench import explorer
 
                 _say(f"explorer: first paint on {explorer.BLOCKS} blocks in Chromium")
-                painted = explorer.measure(srv, args.work, runs=runs)
-                extra.append(explorer.target_row(painted))
+                if Path(explorer.CHROMIUM).exists():
+                    painted = explorer.measure(srv, args.work, runs=runs)
+                    extra.append(explorer.target_row(painted))
+                else:  # measured where it can be; the rest of the run is kept
+                    extra.append(explorer.missing_row())
             if "fingerprint" in only:
                 from bench import catalog
 

@@ -86,6 +86,15 @@ def target_row(painted: list[float], n: int = BLOCKS) -> tuple[str, str, bool]:
     )
 
 
+def missing_row(n: int = BLOCKS) -> tuple[str, str, bool | None]:
+    """The targets table's row where Chromium is not installed."""
+    return (
+        f"explorer first paint on {n} blocks < {TARGET_MS / 1000:g} s (Chromium)",
+        f"not measured: {CHROMIUM} is missing (apt-get install chromium)",
+        None,
+    )
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else BLOCKS
     url = os.environ.get("CHAINOPS_BENCH_URL", DEFAULT_URL)

@@ -206,6 +206,8 @@ class Watcher:
         tracks_close = type(self._observer).__module__ == "watchdog.observers.inotify"
         self._settle = Settle(folder, delay, hold, tracks_close)
         self._decider = Decider(self._label)
+        # A failed file's content hash and when it failed: retried once saved again.
+        self._failures: dict[str, tuple[str, float]] = {}
         self._batches: queue.Queue[frozenset[str] | None] = queue.Queue()
         self._changed = threading.Condition()
         self._stopping = False
@@ -267,6 +269,7 @@ class Watcher:
         unsettled = self._unsettled(files, started)
         if unsettled:
             self._poke()
+        touched = self._saved_since_failing(touched, files)
         decision = self._decider.decide(status, files, touched, unsettled)
         self._print(decision.lines)
         if not decision.ready:
@@ -279,6 +282,9 @@ class Watcher:
             raise
         except MigrationFailed as err:
             self._decider.failed(err.path)
+            for file in decision.files:
+                if file.path == err.path:
+                    self._failures[file.path] = (file.sha256, time.time())
             # One line: what failed, and that saving the file applies it again.
             self._say(f"✗ {err}")
         except ChainopsError as err:
@@ -308,6 +314,26 @@ class Watcher:
             if started - self._settle.delay < mtime < latest:
                 found.add(file.path)
         return frozenset(found)
+
+    def _saved_since_failing(
+        self, touched: frozenset[str], files: Sequence[MigrationFile]
+    ) -> frozenset[str]:
+        """Leave out a failed file not saved since it failed: the events of the save
+        that failed can arrive after the round that applied it (the first round runs
+        without waiting for events), and must not retry the same content."""
+        kept = set(touched)
+        for file in files:
+            failure = self._failures.get(file.path)
+            if file.path not in kept or failure is None:
+                continue
+            content, when = failure
+            try:
+                saved = (self._settle.root / file.path).stat().st_mtime
+            except OSError:
+                continue  # gone: the next round sees it
+            if file.sha256 == content and saved < when:
+                kept.discard(file.path)
+        return frozenset(kept)
 
     def _folder_settling(self, started: float) -> bool:
         """True while any SQL file in the folder is being written or just was."""

@@ -329,6 +329,26 @@ def test_watch_retries_failed_file_only_when_saved_again(project, watching):
     assert attempts(project, "001-schema/001-a.sql") == [("failed",), ("completed",)]
 
 
+def test_watch_retries_a_failed_file_for_a_save_after_the_failure_not_before(project):
+    # The first round runs without waiting for events: the events of the save it
+    # read can arrive after it, and must not retry the content that just failed.
+    failing = project.migrations / "001-schema/001-a.sql"
+    lines = Lines()
+    with Watcher(project.settings, lines.say, delay=DELAY, hold=TIMEOUT) as watcher:
+        project.write({"001-schema/001-a.sql": "SELECT nosuch FROM nowhere;\n"})
+        threading.Event().wait(DELAY * 3)  # settled
+        watcher.reconcile(frozenset())
+        watcher.reconcile(frozenset({"001-schema/001-a.sql"}))  # its late events
+        assert len([ln for ln in lines.lines if ln.startswith("✗")]) == 1, lines.lines
+
+        os.utime(failing)  # saved again, unchanged: the user asks for a retry
+        threading.Event().wait(DELAY * 3)
+        watcher.reconcile(frozenset({"001-schema/001-a.sql"}))
+        assert len([ln for ln in lines.lines if ln.startswith("✗")]) == 2, lines.lines
+
+    assert attempts(project, "001-schema/001-a.sql") == [("failed",), ("failed",)]
+
+
 def test_watch_warns_when_applied_file_deleted(project, watching):
     project.write({"001-schema/001-a.sql": TABLE_A})
     watching.starting("✓ applied #1001")

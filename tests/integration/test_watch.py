@@ -8,6 +8,7 @@ that leaves a thread running.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -143,10 +144,13 @@ def test_watch_applies_the_whole_file_when_its_writer_closes_and_appends_at_once
     # A shell's `> f` then `>> f`: the first close is not the end of the file.
     project.write({"001-schema/001-a.sql": TABLE_A})
     watching.starting("✓ applied #1001")
-    path = project.migrations / "001-schema/002-two.sql"
-    path.write_text("CREATE TABLE w1 (id int);\n")
-    with path.open("a") as out:
-        out.write("CREATE TABLE w2 (id int);\n")
+    # From a shell of its own, as a user's: the watcher's threads share this
+    # process's interpreter, and could hold the test between its two writes.
+    subprocess.run(
+        "echo 'CREATE TABLE w1 (id int);' > 002-two.sql;"
+        " echo 'CREATE TABLE w2 (id int);' >> 002-two.sql",
+        shell=True, check=True, cwd=project.migrations / "001-schema",
+    )  # fmt: skip
 
     watching.starting("✓ applied #1002 002-two.sql (")
 

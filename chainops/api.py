@@ -12,7 +12,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from chainops import plan
 from chainops import verify as verifier
@@ -44,9 +43,6 @@ from chainops.source import lockfile
 from chainops.source.files import discover
 from chainops.store import connection, ledger
 from chainops.store.connection import Conn
-
-if TYPE_CHECKING:
-    from chainops import digest
 
 OnEvent = Callable[[Event], None]
 SCHEMA_FILE = "schema.sql"
@@ -277,7 +273,9 @@ def verify(where: Target, digest_file: Path | None = None) -> VerifyReport:
     settings = where.settings
     files = load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
-    digests = _read_digests(digest_file) if digest_file else None
+    from chainops import digest_files  # the key and log files: only with a digest
+
+    digests = digest_files.read_log(digest_file) if digest_file else None
     with open_session(where, "verify") as conn:
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         plan.refuse_old_format(snapshot)
@@ -295,7 +293,7 @@ def verify(where: Target, digest_file: Path | None = None) -> VerifyReport:
 
             identity = ledger.read_identity(conn, settings.ledger_schema)
             key = settings.digest_public_key or settings.digest_key
-            anchor = digest.Anchor(tuple(digests), identity, _read_key(key))
+            anchor = digest.Anchor(tuple(digests), identity, digest_files.read_key(key))
     findings = verifier.verify(
         snapshot,
         files,
@@ -323,6 +321,8 @@ def digest_line(where: Target) -> str:
     settings = where.settings
     files = load_files(settings)
     lock = lockfile.read_lock(settings.migrations_dir)
+    from chainops import digest_files
+
     with open_session(where, "digest") as conn:
         snapshot = ledger.read_snapshot(conn, settings.ledger_schema)
         identity = ledger.read_identity(conn, settings.ledger_schema)
@@ -335,33 +335,8 @@ def digest_line(where: Target) -> str:
         identity,
         lock.head if lock else None,
         datetime.now(timezone.utc),
-        _read_key(settings.digest_key),
+        digest_files.read_key(settings.digest_key),
     )
-
-
-def _read_digests(path: Path) -> list[digest.Digest]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(
-            f"the digest file {path} cannot be read ({err}); pass the file that "
-            "chainops digest wrote"
-        ) from err
-    from chainops import digest
-
-    return digest.parse_log(text, path.name)
-
-
-def _read_key(path: Path | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise ConfigError(
-            f"the digest key file {path} cannot be read ({err.strerror}); check "
-            "CHAINOPS_DIGEST_KEY / CHAINOPS_DIGEST_PUBLIC_KEY"
-        ) from err
 
 
 def create(settings: Settings, name: str, kind: str, description: str | None = None,
